@@ -1,0 +1,87 @@
+"""``solve(problem, method=...) -> Plan``: the entry point campaign tools call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from formulations.assignment import PlanningProblem
+from formulations.errors import InputError
+from optimizer.plan import Plan
+from solvers import registry
+from solvers.base import SolveOptions
+
+# Above this many (customer, channel, day) cells "auto" uses the dual core
+# instead of the HiGHS MIP (see benchmarks/crossover.md for the measurement).
+AUTO_DUAL_CELLS = 350_000
+
+
+def choose_method(problem: PlanningProblem) -> str:
+    """The method ``"auto"`` resolves to for this problem."""
+    n, M, T = problem.shape
+    if "dual" in registry.METHODS and n * M * T > AUTO_DUAL_CELLS:
+        return "dual"
+    return "highs"
+
+
+def solve(problem: PlanningProblem, method: str = "auto", rel_gap: float = 1e-4, time_limit: float | None = None,
+          threads: int | None = None, verbose: bool = False, seed: int = 0, warm_start: dict | None = None,
+          max_iter: int | None = None, progress=None, **extra: Any) -> Plan:
+    """Solve a weekly contact-planning problem.
+
+    Parameters
+    ----------
+    problem : PlanningProblem
+    method : str
+        ``"highs"`` (direct HiGHS MIP), ``"pyomo"``, ``"cvxpy"``, ``"greedy"``,
+        ``"dual"`` (numba Lagrangian core) or ``"auto"``.
+    rel_gap : float
+        Relative optimality gap at which exact methods stop.
+    time_limit : float, optional
+        Seconds; the best plan found is returned with status ``time_limit``.
+    threads : int, optional
+    verbose : bool
+        Solver log / progress display.
+    seed : int
+    warm_start : dict, optional
+        Prices from a previous plan (``plan.duals``), used by ``"dual"``.
+    max_iter : int, optional
+        Iteration cap for iterative methods.
+    progress : callable, optional
+        Per-iteration callback of iterative methods.
+    **extra
+        Backend-specific options.
+
+    Returns
+    -------
+    Plan
+    """
+    if not isinstance(problem, PlanningProblem):
+        raise InputError("problem", f"expected a PlanningProblem, got {type(problem).__name__}")
+    if method == "auto":
+        method = choose_method(problem)
+    if method not in registry.METHODS:
+        raise InputError("method", f"expected one of auto, {', '.join(registry.METHODS)}; got {method!r}")
+    try:
+        rel_gap = float(rel_gap)
+    except (TypeError, ValueError):
+        raise InputError("rel_gap", f"expected a number >= 0, got {rel_gap!r}") from None
+    if not np.isfinite(rel_gap) or rel_gap < 0:
+        raise InputError("rel_gap", f"expected a number >= 0, got {rel_gap!r}")
+    if time_limit is not None and (not np.isfinite(float(time_limit)) or float(time_limit) <= 0):
+        raise InputError("time_limit", f"expected a positive number of seconds, got {time_limit!r}")
+    if threads is not None and int(threads) < 1:
+        raise InputError("threads", f"expected a positive integer, got {threads!r}")
+    backend = registry.get_backend(method)
+    if not backend.is_available():
+        raise InputError("method", f"{method!r} is not available on this machine (missing dependency)")
+    options = SolveOptions(time_limit=None if time_limit is None else float(time_limit), rel_gap=rel_gap,
+                           threads=None if threads is None else int(threads), verbose=bool(verbose), seed=int(seed),
+                           warm_start=warm_start, max_iter=max_iter, progress=progress, extra=dict(extra))
+    result = backend.solve(problem, options)
+    return Plan(problem=problem, assignment_indices=result.assignment_indices, objective=result.objective,
+                bound=result.bound, gap=result.gap, status=result.status, wall_time=result.wall_time,
+                method=result.method or method, duals=result.duals, iterations=result.iterations,
+                build_time=result.build_time, solve_time=result.solve_time, message=result.message,
+                info=result.info)

@@ -1,0 +1,449 @@
+"""numba kernels of the Lagrangian dual core.
+
+Plain loops over customers, parallel over chunks of customers (``prange``);
+utilities may be float32 (reduced utilities are computed in float64). The
+NumPy twins live in :mod:`formulations.lagrangian` (``customer_dp``,
+``customer_choices``, ``dual_function``) and the tests compare both.
+
+Conventions shared with the twins: a contact is a candidate when its utility
+is > 0, its cell is allowed and the customer's limit is > 0; per day the
+first channel with the largest reduced utility wins; a day is taken only if
+taking it is strictly better.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from solvers._jit import kernel, parallel_kernel, prange
+
+
+@kernel
+def _customer_optimum(u_i, cell_ok, price, cost_price, limit, gap, w, best_ch, V, choice, days_out):
+    """phi_i and its chosen days for one customer.
+
+    Fills ``days_out[:count]`` with the chosen days (latest first) and
+    ``best_ch`` with each day's best channel; returns (value, count).
+    """
+    M, T = u_i.shape
+    K = min(limit, T)
+    if K <= 0:
+        return 0.0, 0
+    any_day = False
+    for t in range(T):
+        best = 0.0
+        ch = -1
+        for m in range(M):
+            if cell_ok[m, t]:
+                x = np.float64(u_i[m, t])
+                if x > 0.0:
+                    r = x - price[m, t] - cost_price[m]
+                    if r > best:
+                        best = r
+                        ch = m
+        w[t] = best
+        best_ch[t] = ch
+        if ch >= 0:
+            any_day = True
+    if not any_day:
+        return 0.0, 0
+    for k in range(K + 1):
+        V[0, k] = 0.0
+    for t in range(T):
+        V[t + 1, 0] = 0.0
+        prev = t - gap + 1
+        if prev < 0:
+            prev = 0
+        for k in range(1, K + 1):
+            skip = V[t, k]
+            if best_ch[t] >= 0:
+                take = V[prev, k - 1] + w[t]
+                if take > skip:
+                    V[t + 1, k] = take
+                    choice[t, k] = True
+                    continue
+            V[t + 1, k] = skip
+            choice[t, k] = False
+    value = V[T, K]
+    count = 0
+    pos = T
+    k = K
+    while pos > 0 and k > 0:
+        t = pos - 1
+        if choice[t, k]:
+            days_out[count] = t
+            count += 1
+            pos = t - gap + 1
+            if pos < 0:
+                pos = 0
+            k -= 1
+        else:
+            pos = t
+    return value, count
+
+
+@parallel_kernel
+def evaluate_dual(u, cell_ok, price, cost_price, limits, gap, chunk):
+    """Sum of customer optima and usage per cell at given prices.
+
+    Returns (customer_sum, usage (M, T) int64). ``limits`` has length n or 1.
+    """
+    n, M, T = u.shape
+    n_chunks = (n + chunk - 1) // chunk
+    part_sum = np.zeros(n_chunks)
+    part_usage = np.zeros((n_chunks, M, T), dtype=np.int64)
+    scalar_limit = limits.shape[0] == 1
+    for c in prange(n_chunks):
+        lo = c * chunk
+        hi = min(n, lo + chunk)
+        w = np.empty(T)
+        best_ch = np.empty(T, dtype=np.int64)
+        V = np.empty((T + 1, T + 1))
+        choice = np.zeros((T, T + 1), dtype=np.bool_)
+        days = np.empty(T, dtype=np.int64)
+        acc = 0.0
+        for i in range(lo, hi):
+            lim = limits[0] if scalar_limit else limits[i]
+            value, count = _customer_optimum(u[i], cell_ok, price, cost_price, lim, gap, w, best_ch, V, choice, days)
+            acc += value
+            for q in range(count):
+                t = days[q]
+                part_usage[c, best_ch[t], t] += 1
+        part_sum[c] = acc
+    usage = np.zeros((M, T), dtype=np.int64)
+    for c in range(n_chunks):
+        usage += part_usage[c]
+    return part_sum.sum(), usage
+
+
+@parallel_kernel
+def choose_contacts(u, cell_ok, price, cost_price, limits, gap, slots, chunk):
+    """Each customer's optimal contacts as codes ``m * T + t`` in an (n, slots) int16 array (-1 = empty)."""
+    n, M, T = u.shape
+    codes = np.full((n, slots), -1, dtype=np.int16)
+    n_chunks = (n + chunk - 1) // chunk
+    scalar_limit = limits.shape[0] == 1
+    for c in prange(n_chunks):
+        lo = c * chunk
+        hi = min(n, lo + chunk)
+        w = np.empty(T)
+        best_ch = np.empty(T, dtype=np.int64)
+        V = np.empty((T + 1, T + 1))
+        choice = np.zeros((T, T + 1), dtype=np.bool_)
+        days = np.empty(T, dtype=np.int64)
+        for i in range(lo, hi):
+            lim = limits[0] if scalar_limit else limits[i]
+            value, count = _customer_optimum(u[i], cell_ok, price, cost_price, lim, gap, w, best_ch, V, choice, days)
+            for q in range(min(count, slots)):
+                t = days[q]
+                codes[i, q] = best_ch[t] * T + t
+    return codes
+
+
+@parallel_kernel
+def max_positive_utility(u, cell_ok, chunk):
+    """(M, T) largest positive utility per allowed cell (0 where none)."""
+    n, M, T = u.shape
+    n_chunks = (n + chunk - 1) // chunk
+    part = np.zeros((n_chunks, M, T))
+    for c in prange(n_chunks):
+        lo = c * chunk
+        hi = min(n, lo + chunk)
+        for i in range(lo, hi):
+            for m in range(M):
+                for t in range(T):
+                    if cell_ok[m, t]:
+                        x = np.float64(u[i, m, t])
+                        if x > part[c, m, t]:
+                            part[c, m, t] = x
+    out = np.zeros((M, T))
+    for c in range(n_chunks):
+        for m in range(M):
+            for t in range(T):
+                if part[c, m, t] > out[m, t]:
+                    out[m, t] = part[c, m, t]
+    return out
+
+
+@kernel
+def _fits(codes_i, t, gap, T, limit):
+    """Can day ``t`` be added to a customer whose contacts are ``codes_i``?"""
+    count = 0
+    for q in range(codes_i.shape[0]):
+        code = codes_i[q]
+        if code >= 0:
+            count += 1
+            d = code % T
+            if abs(d - t) < gap:
+                return False
+    return count < limit
+
+
+@parallel_kernel
+def best_additions(u, cell_ok, price, cost_price, cost, limits, gap, codes, leftover, budget_left, chunk):
+    """Per customer, the feasible addition with the largest reduced utility.
+
+    An addition is feasible when the cell has leftover capacity, its cost
+    fits the leftover budget and the customer's limit and spacing allow it.
+    Returns (code (n,) int64, -1 for none; reduced utility (n,)).
+    """
+    n, M, T = u.shape
+    best_code = np.full(n, -1, dtype=np.int64)
+    best_r = np.full(n, -np.inf)
+    n_chunks = (n + chunk - 1) // chunk
+    scalar_limit = limits.shape[0] == 1
+    for c in prange(n_chunks):
+        lo = c * chunk
+        hi = min(n, lo + chunk)
+        for i in range(lo, hi):
+            lim = limits[0] if scalar_limit else limits[i]
+            if lim <= 0:
+                continue
+            for t in range(T):
+                if not _fits(codes[i], t, gap, T, lim):
+                    continue
+                for m in range(M):
+                    if not cell_ok[m, t] or leftover[m, t] <= 0 or cost[m] > budget_left:
+                        continue
+                    x = np.float64(u[i, m, t])
+                    if x > 0.0:
+                        r = x - price[m, t] - cost_price[m]
+                        if r > best_r[i]:
+                            best_r[i] = r
+                            best_code[i] = m * T + t
+    return best_code, best_r
+
+
+@kernel
+def greedy_add(order, customer, code, codes, leftover, cost, budget_left, limits, gap, T):
+    """Add candidate contacts in ``order`` while they fit; updates ``codes`` and ``leftover``.
+
+    Returns (number added, budget left).
+    """
+    added = 0
+    scalar_limit = limits.shape[0] == 1
+    for pos in range(order.shape[0]):
+        j = order[pos]
+        i = customer[j]
+        cd = code[j]
+        m = cd // T
+        t = cd % T
+        if leftover[m, t] <= 0 or cost[m] > budget_left:
+            continue
+        lim = limits[0] if scalar_limit else limits[i]
+        if not _fits(codes[i], t, gap, T, lim):
+            continue
+        for q in range(codes.shape[1]):
+            if codes[i, q] < 0:
+                codes[i, q] = cd
+                break
+        leftover[m, t] -= 1
+        budget_left -= cost[m]
+        added += 1
+    return added, budget_left
+
+
+@kernel
+def code_usage(codes, cost, M, T):
+    """Usage per cell (M*T,) and spend of a code array."""
+    usage = np.zeros(M * T, dtype=np.int64)
+    spend = 0.0
+    n, slots = codes.shape
+    for i in range(n):
+        for q in range(slots):
+            c = codes[i, q]
+            if c >= 0:
+                usage[c] += 1
+                spend += cost[c // T]
+    return usage, spend
+
+
+@kernel
+def drop_overloaded(codes, u, price, cost_price, excess, T):
+    """In every cell with ``excess[c] > 0`` drop that many contacts with the smallest reduced utility."""
+    n, slots = codes.shape
+    n_cells = excess.shape[0]
+    count = np.zeros(n_cells, dtype=np.int64)
+    for i in range(n):
+        for q in range(slots):
+            c = codes[i, q]
+            if c >= 0 and excess[c] > 0:
+                count[c] += 1
+    start = np.zeros(n_cells + 1, dtype=np.int64)
+    for c in range(n_cells):
+        start[c + 1] = start[c] + count[c]
+    total = start[n_cells]
+    who = np.empty(total, dtype=np.int64)
+    slot = np.empty(total, dtype=np.int64)
+    red = np.empty(total)
+    fill = start[:n_cells].copy()
+    for i in range(n):
+        for q in range(slots):
+            c = codes[i, q]
+            if c >= 0 and excess[c] > 0:
+                k = fill[c]
+                who[k] = i
+                slot[k] = q
+                m = c // T
+                t = c % T
+                red[k] = np.float64(u[i, m, t]) - price[m, t] - cost_price[m]
+                fill[c] += 1
+    dropped = 0
+    for c in range(n_cells):
+        if excess[c] <= 0:
+            continue
+        lo = start[c]
+        hi = start[c + 1]
+        order = np.argsort(red[lo:hi], kind="mergesort")
+        for k in range(min(excess[c], hi - lo)):
+            e = lo + order[k]
+            codes[who[e], slot[e]] = -1
+            dropped += 1
+    return dropped
+
+
+@kernel
+def paid_entries(codes, u, price, cost, T):
+    """Contacts with positive cost: (customer, slot, (u - lambda) / cost, cost)."""
+    n, slots = codes.shape
+    total = 0
+    for i in range(n):
+        for q in range(slots):
+            c = codes[i, q]
+            if c >= 0 and cost[c // T] > 0:
+                total += 1
+    who = np.empty(total, dtype=np.int64)
+    slot = np.empty(total, dtype=np.int64)
+    ratio = np.empty(total)
+    paid = np.empty(total)
+    k = 0
+    for i in range(n):
+        for q in range(slots):
+            c = codes[i, q]
+            if c >= 0:
+                m = c // T
+                if cost[m] > 0:
+                    t = c % T
+                    who[k] = i
+                    slot[k] = q
+                    ratio[k] = (np.float64(u[i, m, t]) - price[m, t]) / cost[m]
+                    paid[k] = cost[m]
+                    k += 1
+    return who, slot, ratio, paid
+
+
+@kernel
+def codes_to_indices(codes, u, T):
+    """(k, 3) int64 (customer, channel, day) rows of a code array and their utility sum."""
+    n, slots = codes.shape
+    total = 0
+    for i in range(n):
+        for q in range(slots):
+            if codes[i, q] >= 0:
+                total += 1
+    out = np.empty((total, 3), dtype=np.int64)
+    value = 0.0
+    k = 0
+    for i in range(n):
+        # contacts of a customer in day order (codes hold at most a handful)
+        for t in range(T):
+            for q in range(slots):
+                c = codes[i, q]
+                if c >= 0 and c % T == t:
+                    m = c // T
+                    out[k, 0] = i
+                    out[k, 1] = m
+                    out[k, 2] = t
+                    value += np.float64(u[i, m, t])
+                    k += 1
+    return out, value
+
+
+@kernel
+def _fits_without(codes_i, skip, t, gap, T):
+    """Is day ``t`` at least ``gap`` days from every contact except slot ``skip``?"""
+    for q in range(codes_i.shape[0]):
+        code = codes_i[q]
+        if q != skip and code >= 0 and abs(code % T - t) < gap:
+            return False
+    return True
+
+
+@parallel_kernel
+def best_swaps(u, cell_ok, price, cost_price, cost, gap, codes, leftover, budget_left, chunk):
+    """Per customer, the best replacement of one contact by another.
+
+    A swap (slot q: a -> b) keeps the customer's count, must respect spacing
+    with the other contacts, needs leftover capacity in b's cell (unless it is
+    a's cell) and a cost increase within the leftover budget, and must raise
+    the plan's value (u_b > u_a). Ranked by the gain in reduced utility.
+    Returns (slot, new code, gain) per customer (slot -1 for none).
+    """
+    n, M, T = u.shape
+    slots = codes.shape[1]
+    best_slot = np.full(n, -1, dtype=np.int64)
+    best_code = np.full(n, -1, dtype=np.int64)
+    best_gain = np.full(n, -np.inf)
+    n_chunks = (n + chunk - 1) // chunk
+    for c in prange(n_chunks):
+        lo = c * chunk
+        hi = min(n, lo + chunk)
+        for i in range(lo, hi):
+            for q in range(slots):
+                ca = codes[i, q]
+                if ca < 0:
+                    continue
+                ma = ca // T
+                ta = ca % T
+                ua = np.float64(u[i, ma, ta])
+                ra = ua - price[ma, ta] - cost_price[ma]
+                for t in range(T):
+                    if not _fits_without(codes[i], q, t, gap, T):
+                        continue
+                    for m in range(M):
+                        cb = m * T + t
+                        if cb == ca or not cell_ok[m, t]:
+                            continue
+                        if leftover[m, t] <= 0:
+                            continue
+                        if cost[m] - cost[ma] > budget_left:
+                            continue
+                        ub = np.float64(u[i, m, t])
+                        if not (ub > ua):
+                            continue
+                        gain = (ub - price[m, t] - cost_price[m]) - ra
+                        if gain > best_gain[i]:
+                            best_gain[i] = gain
+                            best_slot[i] = q
+                            best_code[i] = cb
+    return best_slot, best_code, best_gain
+
+
+@kernel
+def apply_swaps(order, best_slot, best_code, codes, leftover, cost, budget_left, gap, T):
+    """Apply swaps in ``order`` while they still fit; returns (number applied, budget left)."""
+    applied = 0
+    for pos in range(order.shape[0]):
+        i = order[pos]
+        q = best_slot[i]
+        cb = best_code[i]
+        ca = codes[i, q]
+        if ca < 0:
+            continue
+        mb = cb // T
+        tb = cb % T
+        ma = ca // T
+        ta = ca % T
+        if leftover[mb, tb] <= 0:
+            continue
+        delta = cost[mb] - cost[ma]
+        if delta > budget_left:
+            continue
+        if not _fits_without(codes[i], q, tb, gap, T):
+            continue
+        codes[i, q] = cb
+        leftover[mb, tb] -= 1
+        leftover[ma, ta] += 1
+        budget_left -= delta
+        applied += 1
+    return applied, budget_left
