@@ -28,6 +28,7 @@ class LevelBundle:
         self.alpha = alpha
         self.max_cuts = max_cuts
         self.scale: float | None = None
+        self.dim = dim
         self.points: list[np.ndarray] = []
         self.values: list[float] = []
         self.grads: list[np.ndarray] = []
@@ -47,6 +48,11 @@ class LevelBundle:
     def _new(self):
         h = self._hs.Highs()
         h.setOptionValue("output_flag", False)
+        # a degenerate master must never stall the solve: cap work per call (a failed QP falls back
+        # to Kelley's point, a failed LP to no lower bound)
+        h.setOptionValue("qp_iteration_limit", 20 * self.dim + 2000)
+        h.setOptionValue("simplex_iteration_limit", 50 * self.dim + 5000)
+        h.setOptionValue("time_limit", 5.0)
         return h
 
     def __len__(self) -> int:

@@ -172,7 +172,7 @@ def solve_relaxation(problem: PlanningProblem, options: SolveOptions | None = No
     h.run()
     solve_time = sw.lap()
     sol = h.getSolution()
-    row_dual = -np.asarray(sol.row_dual)  # HiGHS reports duals of a max problem as <= 0 for <= rows
+    row_dual = np.asarray(sol.row_dual)  # maximisation: >= 0 on binding <= rows (checked in the tests)
     for r in model.rows_of_kind("capacity"):
         m, t = model.row_key[r]
         duals["capacity"][m, t] = row_dual[r]

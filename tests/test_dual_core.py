@@ -1,0 +1,165 @@
+"""The numba Lagrangian dual core: kernels vs NumPy twins, DP vs brute force, bounds vs HiGHS."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from formulations.lagrangian import customer_choices, customer_dp, dual_function
+from optimizer import PlanningProblem, solve, verify
+from solvers import _dual_kernels as K
+from solvers.dual import DualData
+from solvers.highs_direct import solve_relaxation
+from tests.weekly_helpers import random_problem
+
+
+def kernel_eval(problem, price, mu):
+    d = DualData(problem)
+    s, usage = K.evaluate_dual(d.u, d.cell_ok, price, mu * d.cost, d.limits, d.gap, 7)
+    value = s + float((price * np.where(d.cell_ok, problem.capacity, 0)).sum())
+    if problem.budget is not None:
+        value += mu * problem.budget
+    return value, usage
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_evaluate_kernel_matches_numpy_twin(seed, dtype):
+    problem = random_problem(seed, n=40, T=6, K=1 + seed % 3, gap=1 + seed % 3, dtype=dtype)
+    if seed % 2:
+        problem = problem.replace(max_contacts=np.random.default_rng(seed).integers(0, 4, problem.n_customers))
+    rng = np.random.default_rng(seed)
+    price = rng.uniform(0, 1.5, size=problem.capacity.shape)
+    mu = 0.3 if problem.budget is not None else 0.0
+    ref = dual_function(problem, price, mu)
+    value, usage = kernel_eval(problem, price, mu)
+    assert value == pytest.approx(ref.value, rel=1e-12, abs=1e-9)
+    np.testing.assert_array_equal(usage, ref.usage)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_choose_kernel_matches_numpy_twin(seed):
+    problem = random_problem(seed, n=30, T=7, K=2, gap=2)
+    d = DualData(problem)
+    price = np.random.default_rng(seed).uniform(0, 1, size=problem.capacity.shape)
+    codes = K.choose_contacts(d.u, d.cell_ok, price, 0.2 * d.cost, d.limits, d.gap, d.slots, 8)
+    idx, _ = K.codes_to_indices(codes, d.u, d.T)
+    _, ref = customer_choices(problem, price, 0.2)
+    order = np.lexsort((ref[:, 2], ref[:, 0]))
+    np.testing.assert_array_equal(idx, ref[order])
+
+
+def brute_force_customer(r: np.ndarray, limit: int, gap: int) -> float:
+    """max over contact sets (channel per chosen day) with spacing >= gap and at most ``limit`` contacts."""
+    M, T = r.shape
+    best = 0.0
+    for size in range(0, min(limit, T) + 1):
+        for days in itertools.combinations(range(T), size):
+            if any(b - a < gap for a, b in zip(days, days[1:])):
+                continue
+            for channels in itertools.product(range(M), repeat=size):
+                vals = [r[m, t] for m, t in zip(channels, days)]
+                if all(np.isfinite(vals)):
+                    best = max(best, float(sum(vals)))
+    return best
+
+
+reduced = st.integers(1, 3).flatmap(lambda M: st.integers(1, 5).flatmap(lambda T: st.lists(
+    st.one_of(st.floats(-3, 3, allow_nan=False, width=32), st.just(float("-inf"))),
+    min_size=M * T, max_size=M * T).map(lambda v: np.array(v, dtype=np.float64).reshape(M, T))))
+
+
+@settings(max_examples=80, deadline=None)
+@given(r=reduced, limit=st.integers(0, 4), gap=st.integers(1, 4))
+def test_customer_dp_equals_brute_force(r, limit, gap):
+    expected = brute_force_customer(r, limit, gap)
+    day_value = r.max(axis=0)
+    value, take = customer_dp(day_value[None, :], np.array([limit]), gap)
+    assert value[0] == pytest.approx(expected, abs=1e-9)
+    days = np.flatnonzero(take[0])
+    assert len(days) <= limit and all(np.diff(days) >= gap)
+    # the numba kernel on the same single customer (u = r, no prices)
+    M, T = r.shape
+    u = np.where(r > 0, r, -np.inf)[None]
+    s, _ = K.evaluate_dual(u, np.ones((M, T), dtype=bool), np.zeros((M, T)), np.zeros(M),
+                           np.array([limit], dtype=np.int64), gap, 1)
+    assert s == pytest.approx(expected, abs=1e-9)
+
+
+GRID = [(K_, g, b) for K_ in (1, 2, 3) for g in (1, 2, 3) for b in (True, False)]
+
+
+@pytest.mark.parametrize("K_,gap,budget", GRID, ids=[f"K{k}-g{g}-{'B' if b else 'noB'}" for k, g, b in GRID])
+def test_bound_mip_and_plan_are_ordered(K_, gap, budget):
+    problem = random_problem(10 * K_ + gap, n=40, T=7, K=K_, gap=gap, budget=budget, zero_capacity=True)
+    mip = solve(problem, method="highs", rel_gap=1e-9)
+    plan = solve(problem, method="dual", rel_gap=1e-5)
+    assert verify(problem, plan).ok
+    tol = 1e-9 * max(1.0, abs(mip.objective))
+    assert plan.bound >= mip.objective - tol and mip.objective >= plan.objective - tol
+    assert plan.gap == pytest.approx((plan.bound - plan.objective) / abs(plan.bound), abs=1e-15)
+    assert plan.duals["capacity"].shape == problem.capacity.shape and plan.duals["budget"] >= 0
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_bound_equals_lp_relaxation(seed):
+    problem = random_problem(seed, n=50, T=7, K=2, gap=2, budget=True)
+    lp = solve_relaxation(problem)
+    plan = solve(problem, method="dual", rel_gap=1e-7, max_iter=600)
+    assert plan.bound >= lp["value"] - 1e-7 * abs(lp["value"])
+    assert plan.bound == pytest.approx(lp["value"], rel=2e-6)
+
+
+def test_gap_closes_on_a_larger_instance():
+    from optimizer.generate import generate_problem
+    problem = generate_problem(20_000, seed=3).problem
+    plan = solve(problem, method="dual", rel_gap=1e-4)
+    assert plan.status == "optimal" and plan.gap <= 1e-4
+    assert verify(problem, plan).ok
+    warm = solve(problem, method="dual", rel_gap=1e-4, warm_start=plan.duals)
+    assert warm.status == "optimal" and warm.iterations <= plan.iterations
+
+
+@pytest.mark.parametrize("case", ["no capacity", "budget zero", "all negative", "one customer", "ties"])
+def test_degenerate_inputs(case):
+    rng = np.random.default_rng(0)
+    u = rng.uniform(0.5, 2, size=(20, 3, 4))
+    cap = np.full((3, 4), 3.0)
+    cost = np.array([0.0, 1.0, 2.0])
+    kw = dict(utility=u, capacity=cap, cost=cost, budget=10.0, max_contacts=2, min_gap_days=1)
+    if case == "no capacity":
+        kw["capacity"] = np.zeros((3, 4))
+    elif case == "budget zero":
+        kw["budget"] = 0.0
+    elif case == "all negative":
+        kw["utility"] = -u
+    elif case == "one customer":
+        kw["utility"] = u[:1]
+    elif case == "ties":
+        kw["utility"] = np.ones_like(u)
+    problem = PlanningProblem(**kw)
+    plan = solve(problem, method="dual", rel_gap=1e-9)
+    mip = solve(problem, method="highs", rel_gap=1e-9)
+    assert verify(problem, plan).ok
+    tol = 1e-9 * max(1.0, abs(mip.objective))
+    assert plan.bound >= mip.objective - tol and mip.objective >= plan.objective - tol
+    if case in ("no capacity", "all negative"):
+        assert plan.n_contacts == 0 and plan.objective == 0 and plan.bound == 0 and plan.status == "optimal"
+    if case == "budget zero":
+        assert set(plan.assignment_indices[:, 1]) <= {0}
+    if case == "ties":
+        assert plan.objective == pytest.approx(mip.objective)
+
+
+def test_time_limit_returns_the_best_plan_so_far():
+    from optimizer.generate import generate_problem
+    problem = generate_problem(30_000, seed=1).problem
+    plan = solve(problem, method="dual", rel_gap=1e-12, time_limit=1e-3)
+    assert plan.status == "time_limit" and verify(problem, plan).ok
+    assert plan.bound >= plan.objective
+    mip = solve(generate_problem(3000, seed=1).problem, method="highs", time_limit=0.05)
+    assert mip.status == "time_limit"
