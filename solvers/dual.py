@@ -36,6 +36,8 @@ FILL_ROUNDS = 6       # add/swap rounds of the final recovery
 LIGHT_ROUNDS = 2      # ... and of the recoveries during the iterations
 DUAL_CLOSED = 0.01    # dual interval, relative to rel_gap, at which the dual counts as solved
 MAX_LEVEL_TRIES = 60  # level lowerings per iteration before giving up
+STALL_ITERATIONS = 60  # stop when neither bound nor plan improved by rel_gap/100 for this many iterations
+PARALLEL_FROM = 16_384  # customers from which the kernels run on several threads
 SAMPLE_FROM = 200_000  # customers from which starting prices come from a sample
 SAMPLE_MIN = 20_000    # customers in that sample (at least) ...
 SAMPLE_SHARE = 50      # ... or 1/50 of the customers
@@ -370,6 +372,12 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
             # rest (integrality gap or recovery loss): more price iterations cannot help
             status = Status.FEASIBLE
             break
+        if it >= STALL_ITERATIONS:
+            past = history[-STALL_ITERATIONS]
+            scale = closed * max(abs(best_f), 1e-300)
+            if past["bound"] - best_f <= scale and objective - past["objective"] <= scale:
+                status = Status.FEASIBLE     # stalled: report the certified gap reached
+                break
         y_next = None
         for _ in range(MAX_LEVEL_TRIES):
             level = f_low + bundle.alpha * (best_f - f_low)
@@ -413,8 +421,18 @@ def solve(problem: PlanningProblem, options: SolveOptions) -> SolveResult:
     import numba
 
     sw = Stopwatch()
-    if options.threads is not None:
-        numba.set_num_threads(max(1, min(int(options.threads), numba.config.NUMBA_NUM_THREADS)))
+    previous_threads = numba.get_num_threads()
+    threads = numba.config.NUMBA_NUM_THREADS if options.threads is None else int(options.threads)
+    if problem.n_customers < PARALLEL_FROM:
+        threads = 1     # a parallel region costs more than it saves on a few chunks (and stalls on busy machines)
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        return _solve(problem, options, sw)
+    finally:
+        numba.set_num_threads(previous_threads)
+
+
+def _solve(problem: PlanningProblem, options: SolveOptions, sw: Stopwatch) -> SolveResult:
     data = DualData(problem)
     build_time = sw.lap()
     start = time.perf_counter()
