@@ -56,7 +56,11 @@ Reductions (exact; they never change the optimum)
     * Variables with :math:`u_{imt} \le 0` are dropped: setting such a
       variable to 0 keeps every packing row feasible and does not lower the
       objective, so some optimal plan never uses them. (Plans therefore
-      never contain contacts of zero or negative value.)
+      never contain contacts of zero or negative value.) Exception: on
+      channels where a fairness row with a negative coefficient (a minimum
+      rate) or the fairness penalty applies, such a contact can pay for
+      itself, so there all allowed contacts stay (see
+      :mod:`formulations.fairness`).
     * Contacts that no integer plan can make are dropped: cells with
       :math:`\lfloor \text{cap}_{mt} \rfloor = 0`, channels with
       :math:`c_m > B`, customers with :math:`K_i = 0`. Capacities are counts,
@@ -146,6 +150,12 @@ class PlanningProblem:
     customer_ids: Sequence[Any] | None = None
     channel_names: Sequence[str] | None = None
     day_labels: Sequence[str] | None = None
+    segment: Sequence[Any] | None = None
+    segment_bounds: Any = None
+    segment_targets: Any = None
+    segment_weights: Any = None
+    fairness_penalty: float = 0.0
+    fairness_channels: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -206,6 +216,64 @@ class PlanningProblem:
                                              default=[f"ch{m}" for m in range(M)]))
         default_days = WEEKDAYS if T == 7 else [f"day{t + 1}" for t in range(T)]
         set_(self, "day_labels", v.labels("day_labels", self.day_labels, length=T, default=default_days))
+        self._init_fairness()
+
+    def _init_fairness(self) -> None:
+        """Segment codes and the fairness rows/terms (see :mod:`formulations.fairness`)."""
+        from formulations import fairness as fz
+
+        set_ = object.__setattr__
+        bounds = fz.parse_bounds(self.segment_bounds)
+        penalty = v.nonnegative_scalar("fairness_penalty", self.fairness_penalty)
+        set_(self, "fairness_penalty", penalty)
+        if self.segment is None:
+            if bounds or penalty > 0 or self.segment_targets is not None:
+                raise InputError("segment", "expected one segment label per customer when segment_bounds, "
+                                            "segment_targets or fairness_penalty are given")
+            set_(self, "fairness", None)
+            set_(self, "segment_codes", None)
+            set_(self, "segment_labels", ())
+            return
+        n, M, T = self.shape
+        codes, labels = fz.segment_codes("segment", self.segment, n)
+        eligible_any = np.zeros((n, M), dtype=bool)
+        allowed = self.cell_allowed()
+        for start in range(0, n, 250_000):
+            block = self.utility[start:start + 250_000]
+            eligible_any[start:start + 250_000] = ((block > 0) & allowed[None]).any(axis=2)
+        model = fz.build_fairness(n=n, channel_names=self.channel_names, codes=codes, labels=labels,
+                                  eligible_any=eligible_any, bounds=bounds, penalty=penalty,
+                                  fairness_channels=self.fairness_channels, targets=self.segment_targets,
+                                  weights=self.segment_weights)
+        set_(self, "segment_codes", codes)
+        set_(self, "segment_labels", labels)
+        set_(self, "fairness", model)
+
+    def negative_ok(self) -> np.ndarray:
+        """(M,) channels on which contacts with utility <= 0 can still help.
+
+        A fairness row with a negative coefficient (a minimum rate, or a rate
+        relative to the overall rate) or the fairness penalty can make a
+        contact of non-positive utility worth taking, so on the channels they
+        involve every allowed contact stays a candidate.
+        """
+        M = self.n_channels
+        f = self.fairness
+        out = np.zeros(M, dtype=bool)
+        if f is None:
+            return out
+        for r in range(f.n_rows):
+            if (f.row_coef[r] < 0).any():
+                out |= f.row_channels[r]
+        if f.penalty > 0:
+            out |= f.pen_channels.any(axis=0)
+        return out
+
+    @property
+    def has_fairness(self) -> bool:
+        """True when segment bounds or a fairness penalty shape the plan."""
+        f = self.fairness
+        return f is not None and (f.n_rows > 0 or f.penalty > 0)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -293,7 +361,11 @@ def candidates(problem: PlanningProblem) -> Candidates:
     """Enumerate candidate contacts: allowed, positive utility, usable cell."""
     u = problem.utility
     limits = problem.contact_limits()
-    mask = (u > 0) & problem.cell_allowed()[None, :, :]
+    neg_ok = problem.negative_ok()
+    if neg_ok.any():
+        mask = ((u > 0) | (np.isfinite(u) & neg_ok[None, :, None])) & problem.cell_allowed()[None, :, :]
+    else:
+        mask = (u > 0) & problem.cell_allowed()[None, :, :]
     if (limits == 0).any():
         mask &= (limits > 0)[:, None, None]
     i, m, t = np.nonzero(mask)
@@ -434,22 +506,80 @@ def build_model(problem: PlanningProblem) -> SparseModel:
         upper.append(np.ones(rw))
         next_row += rw
 
+    # fairness rows: sum_i a[r, seg(i)] sum_{m in g_r, t} x <= rhs_r
+    f = problem.fairness
+    if f is not None and f.n_rows:
+        seg = problem.segment_codes[cand.customer]
+        for r in range(f.n_rows):
+            coef = f.row_coef[r, seg] * f.row_channels[r, cand.channel]
+            sel = coef != 0
+            entries_r.append(np.full(sel.sum(), next_row)); entries_c.append(col[sel]); entries_v.append(coef[sel])
+            next_row += 1
+        kinds.append(np.full(f.n_rows, ROW_KINDS.index("fairness"), np.int8))
+        keys.append(np.stack([np.arange(f.n_rows), np.zeros(f.n_rows, np.int64)], axis=1))
+        upper.append(f.row_rhs.copy())
+
+    lower_parts = [np.full(next_row, -np.inf)]
+    extra_obj = np.zeros(0)
+    extra_lo = np.zeros(0)
+    extra_hi = np.zeros(0)
+    n_terms = 0
+    if f is not None and f.penalty > 0:
+        # z_p = B_p x - c_p (equality rows), t_p >= 2 a z_p - a^2 for every breakpoint a
+        from formulations.fairness import tangent_breakpoints
+
+        n_terms = f.n_terms
+        kmax = float(min(int(problem.contact_limits().max()), T))
+        points = tangent_breakpoints(kmax)
+        seg = problem.segment_codes[cand.customer]
+        z_col = k + np.arange(n_terms)
+        t_col = k + n_terms + np.arange(n_terms)
+        link_rows = next_row + np.arange(n_terms)
+        for p_ in range(n_terms):
+            coef = f.pen_coef[p_, seg] * f.pen_channels[p_, cand.channel]
+            sel = coef != 0
+            entries_r.append(np.full(sel.sum() + 1, link_rows[p_]))
+            entries_c.append(np.r_[col[sel], z_col[p_]])
+            entries_v.append(np.r_[coef[sel], -1.0])
+        kinds.append(np.full(n_terms, ROW_KINDS.index("penalty_link"), np.int8))
+        keys.append(np.stack([np.arange(n_terms), np.zeros(n_terms, np.int64)], axis=1))
+        upper.append(f.pen_const.copy())
+        lower_parts.append(f.pen_const.copy())
+        next_row += n_terms
+        n_cut = n_terms * points.size
+        cut_rows = next_row + np.arange(n_cut)
+        term = np.repeat(np.arange(n_terms), points.size)
+        a = np.tile(points, n_terms)
+        entries_r += [cut_rows, cut_rows]
+        entries_c += [z_col[term], t_col[term]]
+        entries_v += [2 * a, -np.ones(n_cut)]
+        kinds.append(np.full(n_cut, ROW_KINDS.index("penalty_cut"), np.int8))
+        keys.append(np.stack([term, np.tile(np.arange(points.size), n_terms)], axis=1))
+        upper.append(a * a)
+        lower_parts.append(np.full(n_cut, -np.inf))
+        next_row += n_cut
+        extra_obj = np.r_[np.zeros(n_terms), -f.penalty * f.pen_weight[:n_terms]]
+        extra_lo = np.r_[np.full(n_terms, -kmax - 1), np.zeros(n_terms)]
+        extra_hi = np.r_[np.full(n_terms, kmax + 1), np.full(n_terms, (kmax + 1) ** 2)]
+
     cat = (lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt))
-    matrix = sp.csc_matrix((cat(entries_v, np.float64), (cat(entries_r, np.int64), cat(entries_c, np.int64))),
-                           shape=(next_row, k))
+    ncols = k + 2 * n_terms
+    values, rows_i, cols_i = cat(entries_v, np.float64), cat(entries_r, np.int64), cat(entries_c, np.int64)
+    nz = values != 0
+    matrix = sp.csc_matrix((values[nz], (rows_i[nz], cols_i[nz])), shape=(next_row, ncols))
     matrix.sort_indices()
     return SparseModel(
-        objective=cand.utility,
+        objective=np.r_[cand.utility, extra_obj],
         matrix=matrix,
-        row_lower=np.full(next_row, -np.inf),
+        row_lower=cat(lower_parts, np.float64),
         row_upper=cat(upper, np.float64),
-        col_lower=np.zeros(k),
-        col_upper=np.ones(k),
-        integrality=np.ones(k, dtype=bool),
+        col_lower=np.r_[np.zeros(k), extra_lo],
+        col_upper=np.r_[np.ones(k), extra_hi],
+        integrality=np.r_[np.ones(k, dtype=bool), np.zeros(2 * n_terms, dtype=bool)],
         row_kind=cat(kinds, np.int8),
         row_key=np.concatenate(keys).astype(np.int64) if keys else np.zeros((0, 2), np.int64),
         columns=np.stack([cand.customer, cand.channel, cand.day], axis=1) if k else np.zeros((0, 3), np.int64),
-        meta={"shape": problem.shape},
+        meta={"shape": problem.shape, "penalty_terms": n_terms},
     )
 
 
@@ -458,7 +588,7 @@ def decode(model: SparseModel, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.shape != (model.num_cols,):
         raise ValueError(f"solution vector has shape {x.shape}, expected ({model.num_cols},)")
-    chosen = model.columns[x > 0.5]
+    chosen = model.columns[x[:model.num_contacts] > 0.5]
     return sort_assignments(chosen)
 
 
@@ -471,9 +601,18 @@ def sort_assignments(indices: np.ndarray) -> np.ndarray:
     return idx[order]
 
 
-def plan_value(problem: PlanningProblem, indices: np.ndarray) -> float:
-    """Objective value of a set of assignments (float64 sum of utilities)."""
+def utility_sum(problem: PlanningProblem, indices: np.ndarray) -> float:
+    """Sum of the utilities of a set of assignments (float64)."""
     idx = np.asarray(indices, dtype=np.int64).reshape(-1, 3)
     if idx.shape[0] == 0:
         return 0.0
     return float(np.sum(problem.utility[idx[:, 0], idx[:, 1], idx[:, 2]], dtype=np.float64))
+
+
+def plan_value(problem: PlanningProblem, indices: np.ndarray) -> float:
+    """Objective value of a set of assignments: sum of utilities minus the fairness penalty γΨ."""
+    value = utility_sum(problem, indices)
+    f = problem.fairness
+    if f is not None and f.penalty > 0:
+        value -= f.penalty * f.psi(problem.segment_codes, np.asarray(indices, dtype=np.int64).reshape(-1, 3))
+    return value

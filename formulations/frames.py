@@ -161,6 +161,12 @@ def problem_from_frames(cls: type, scores: pd.DataFrame, channels: pd.DataFrame,
         fallback = limits if max_contacts is not None else 2
         limits = mapped.fillna(fallback).to_numpy()
 
+    if customers is not None and len(customers) and "segment" in customers.columns and "segment" not in extra:
+        _require_columns("customers", customers, ["customer_id", "segment"])
+        seg = pd.Series(customers["segment"].astype(str).to_numpy(), index=customers["customer_id"].to_numpy())
+        if seg.index.duplicated().any():
+            raise InputError("customers.customer_id", "expected unique customer ids")
+        extra["segment"] = seg.reindex(customer_ids).fillna("unknown").to_numpy()
     return cls(utility=u, capacity=capacity, cost=cost, budget=budget, max_contacts=limits,
                min_gap_days=min_gap_days, customer_ids=list(customer_ids), channel_names=channel_names,
                day_labels=day_labels, **extra)

@@ -117,13 +117,20 @@ class DualEvaluation:
     spend: float              # total cost at the customers' optima
 
 
-def reduced_utilities(problem: PlanningProblem, capacity_price: np.ndarray, budget_price: float) -> np.ndarray:
-    """r = u - lambda - mu*c over candidate contacts; -inf elsewhere (float64, (n, M, T))."""
+def reduced_utilities(problem: PlanningProblem, capacity_price: np.ndarray, budget_price: float,
+                      shift: np.ndarray | None = None) -> np.ndarray:
+    """r = u - lambda - mu*c - shift[segment] over candidate contacts; -inf elsewhere (float64, (n, M, T)).
+
+    ``shift`` (S, M) is the fairness price shift of :mod:`formulations.fairness`.
+    """
     u = problem.utility.astype(np.float64)
-    ok = (u > 0) & problem.cell_allowed()[None, :, :]
+    neg_ok = problem.negative_ok()
+    ok = ((u > 0) | (np.isfinite(u) & neg_ok[None, :, None])) & problem.cell_allowed()[None, :, :]
     limits = problem.contact_limits()
     ok &= (limits > 0)[:, None, None]
     r = u - capacity_price[None, :, :] - budget_price * problem.cost[None, :, None]
+    if shift is not None and problem.segment_codes is not None:
+        r = r - shift[problem.segment_codes][:, :, None]
     return np.where(ok, r, -np.inf)
 
 
@@ -178,9 +185,10 @@ def customer_dp(day_value: np.ndarray, limits: np.ndarray, gap: int) -> tuple[np
     return values, chosen
 
 
-def customer_choices(problem: PlanningProblem, capacity_price: np.ndarray, budget_price: float):
+def customer_choices(problem: PlanningProblem, capacity_price: np.ndarray, budget_price: float,
+                     shift: np.ndarray | None = None):
     """Each customer's optimal contacts at given prices: (values (n,), indices (k, 3))."""
-    r = reduced_utilities(problem, capacity_price, budget_price)
+    r = reduced_utilities(problem, capacity_price, budget_price, shift)
     best_channel = np.argmax(r, axis=1)                       # first maximum: lowest channel index
     day_value = np.take_along_axis(r, best_channel[:, None, :], axis=1)[:, 0, :]
     values, take = customer_dp(day_value, problem.contact_limits(), problem.min_gap_days)
@@ -188,19 +196,35 @@ def customer_choices(problem: PlanningProblem, capacity_price: np.ndarray, budge
     return values, np.stack([i, best_channel[i, t], t], axis=1).astype(np.int64)
 
 
-def dual_function(problem: PlanningProblem, capacity_price: np.ndarray, budget_price: float = 0.0) -> DualEvaluation:
-    """Evaluate L(lambda, mu) and its subgradient pieces (NumPy reference)."""
+def dual_function(problem: PlanningProblem, capacity_price: np.ndarray, budget_price: float = 0.0,
+                  row_price: np.ndarray | None = None, term_price: np.ndarray | None = None) -> DualEvaluation:
+    """Evaluate L(lambda, mu, nu) and its subgradient pieces (NumPy reference).
+
+    ``row_price`` (R,) >= 0 prices the hard segment rows, ``term_price`` (P,)
+    the fairness penalty terms (see :mod:`formulations.fairness`).
+    """
     capacity_price = np.asarray(capacity_price, dtype=np.float64)
     if problem.budget is None:
         budget_price = 0.0
-    values, idx = customer_choices(problem, capacity_price, budget_price)
+    f = problem.fairness if problem.has_fairness else None
+    shift = None
+    extra = 0.0
+    if f is not None:
+        row_price = np.zeros(f.n_rows) if row_price is None else np.asarray(row_price, dtype=np.float64)
+        term_price = np.zeros(f.n_terms) if term_price is None else np.asarray(term_price, dtype=np.float64)
+        shift = f.shift(row_price, term_price)
+        extra = float(row_price @ f.row_rhs)
+        if f.n_terms:
+            w = f.pen_weight[:f.n_terms]
+            extra += float(term_price @ f.pen_const[:f.n_terms] + np.sum(term_price ** 2 / (4 * f.penalty * w)))
+    values, idx = customer_choices(problem, capacity_price, budget_price, shift)
     M, T = problem.n_channels, problem.n_days
     usage = np.zeros((M, T), dtype=np.int64)
     np.add.at(usage, (idx[:, 1], idx[:, 2]), 1)
     spend = float(problem.cost[idx[:, 1]].sum())
     allowed = problem.cell_allowed()
     customer_sum = float(values.sum())
-    value = float(np.sum(np.where(allowed, capacity_price * problem.capacity, 0.0))) + customer_sum
+    value = float(np.sum(np.where(allowed, capacity_price * problem.capacity, 0.0))) + customer_sum + extra
     if problem.budget is not None:
         value += budget_price * problem.budget
     return DualEvaluation(value, customer_sum, usage, spend)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-ROW_KINDS = ("capacity", "budget", "limit", "window")
+ROW_KINDS = ("capacity", "budget", "limit", "window", "fairness", "penalty_link", "penalty_cut")
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,9 +45,13 @@ class SparseModel:
         Index into :data:`ROW_KINDS`.
     row_key : ndarray of int64 (nrows, 2)
         Kind-specific key: capacity ``(channel, day)``, budget ``(0, 0)``,
-        limit ``(customer, 0)``, window ``(customer, first_day)``.
-    columns : ndarray of int64 (ncols, 3)
-        ``(customer, channel, day)`` of each column.
+        limit ``(customer, 0)``, window ``(customer, first_day)``, fairness
+        ``(row, 0)``, penalty_link ``(term, 0)``, penalty_cut ``(term, breakpoint)``.
+    columns : ndarray of int64 (k, 3)
+        ``(customer, channel, day)`` of each contact column; contact columns
+        come first. With a fairness penalty, ``meta["penalty_terms"]`` = P
+        continuous columns z_p (disparities) and P columns t_p (their squares'
+        tangent model) follow them.
     """
 
     objective: np.ndarray
@@ -73,6 +77,11 @@ class SparseModel:
     @property
     def num_nonzeros(self) -> int:
         return int(self.matrix.nnz)
+
+    @property
+    def num_contacts(self) -> int:
+        """Number of contact (x) columns; any further columns are continuous penalty columns."""
+        return int(self.columns.shape[0])
 
     def rows_of_kind(self, kind: str) -> np.ndarray:
         """Indices of the rows of one kind (see :data:`ROW_KINDS`)."""

@@ -77,6 +77,11 @@ class Plan:
             "cost": p.cost[idx[:, 1]],
         })
 
+    @cached_property
+    def fairness(self) -> "FairnessReport | None":
+        """Segment rates, targets, Ψ and the max disparity (None without segments)."""
+        return fairness_report(self.problem, self.assignment_indices)
+
     def usage(self) -> np.ndarray:
         """(M, T) contacts per channel and day."""
         M, T = self.problem.n_channels, self.problem.n_days
@@ -113,3 +118,52 @@ class Plan:
         return {"method": self.method, "status": str(self.status), "objective": self.objective,
                 "bound": self.bound, "gap": self.gap, "contacts": self.n_contacts, "spend": self.spend,
                 "budget": self.problem.budget, "wall_time": self.wall_time, "iterations": self.iterations}
+
+
+@dataclass
+class FairnessReport:
+    """Segment contact rates of a plan (``plan.fairness``).
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per (segment, channel group): customers, contacts, rate,
+        target, disparity (rate - target).
+    psi : float
+        Ψ = Σ w_s (rate - target)² over the penalised groups.
+    max_disparity : float
+        Largest |rate - target|.
+    bounds : DataFrame
+        One row per hard segment bound: label, value, limit, satisfied.
+    """
+
+    table: pd.DataFrame
+    psi: float
+    max_disparity: float
+    bounds: pd.DataFrame
+
+
+def fairness_report(problem: PlanningProblem, indices: np.ndarray) -> FairnessReport | None:
+    f = problem.fairness
+    if f is None:
+        return None
+    seg = problem.segment_codes
+    rows = []
+    names = [", ".join(c for c, ok in zip(problem.channel_names, g) if ok) for g in f.groups]
+    if f.groups.shape[0] == 1 and f.groups[0].all():
+        names = ["all channels"]
+    counts = f.group_counts(seg, indices, f.groups)
+    n = problem.n_customers
+    for g, gname in enumerate(names):
+        overall = counts[:, g].sum() / n
+        for s, label in enumerate(problem.segment_labels):
+            p = g * f.n_segments + s
+            target = overall if problem.segment_targets is None else f.pen_const[p]
+            rate = counts[s, g] / f.segment_size[s]
+            rows.append({"segment": label, "channels": gname, "customers": int(f.segment_size[s]),
+                         "contacts": int(counts[s, g]), "rate": rate, "target": target, "disparity": rate - target})
+    table = pd.DataFrame(rows)
+    values = f.row_values(seg, indices)
+    bounds = pd.DataFrame({"bound": f.row_label, "value": values, "limit": f.row_rhs,
+                           "satisfied": values <= f.row_rhs + 1e-9})
+    return FairnessReport(table, f.psi(seg, indices), float(table.disparity.abs().max()) if len(table) else 0.0, bounds)

@@ -121,6 +121,10 @@ def verify(problem: PlanningProblem, plan) -> VerificationReport:
             add("spacing", lines)
 
     objective = float(np.sum(u[np.isfinite(u)])) if idx.size else 0.0
+    if problem.segment is not None:
+        lines, psi = _fairness_checks(problem, idx)
+        add("segment bound", lines)
+        objective -= problem.fairness_penalty * psi
     claimed = getattr(plan, "objective", None)
     if claimed is not None and abs(claimed - objective) > 1e-9 * max(1.0, abs(objective)):
         out.append(f"objective: plan reports {claimed:.12g}, contacts sum to {objective:.12g}")
@@ -128,3 +132,51 @@ def verify(problem: PlanningProblem, plan) -> VerificationReport:
     if bound is not None and bound < objective - 1e-6 * max(1.0, abs(objective)):
         out.append(f"bound: reported bound {bound:.12g} is below the plan's value {objective:.12g}")
     return VerificationReport(not out, out, objective, spend, int(idx.shape[0]))
+
+
+def _fairness_checks(problem: PlanningProblem, idx: np.ndarray) -> tuple[list[str], float]:
+    """Segment-bound violations and Ψ, recomputed from the problem's fields (not from the model rows)."""
+    from formulations.fairness import parse_bounds
+
+    labels = np.asarray(problem.segment)
+    n, M, T = problem.shape
+    names, codes = np.unique(labels.astype(str) if labels.dtype == object else labels, return_inverse=True)
+    S = len(names)
+    size = np.bincount(codes, minlength=S).astype(float)
+    chan = list(problem.channel_names)
+    contacts = np.zeros((S, M))
+    if idx.size:
+        np.add.at(contacts, (codes[idx[:, 0]], idx[:, 1]), 1)
+    allowed = problem.cell_allowed()
+    reach = np.zeros((S, M), dtype=bool)
+    for start in range(0, n, 250_000):
+        block = ((problem.utility[start:start + 250_000] > 0) & allowed[None]).any(axis=2)
+        for m in range(M):
+            reach[:, m] |= np.bincount(codes[start:start + 250_000], weights=block[:, m], minlength=S) > 0
+    lines = []
+    for b in parse_bounds(problem.segment_bounds):
+        group = np.ones(M, dtype=bool) if b.channel is None else np.array([c == b.channel for c in chan])
+        overall = contacts[:, group].sum() / n
+        segs = range(S) if b.segment is None else [int(np.flatnonzero(names == np.asarray(b.segment).astype(names.dtype))[0])]
+        for s in segs:
+            if not reach[s][group].any():
+                continue
+            rate = contacts[s, group].sum() / size[s]
+            scale = overall if b.relative else 1.0
+            where = "all channels" if b.channel is None else b.channel
+            if b.max_rate is not None and rate > b.max_rate * scale + 1e-9:
+                lines.append(f"segment {names[s]!r} {where} rate {rate:.6g} > {b.max_rate * scale:.6g}")
+            if b.min_rate is not None and rate < b.min_rate * scale - 1e-9:
+                lines.append(f"segment {names[s]!r} {where} rate {rate:.6g} < {b.min_rate * scale:.6g}")
+    psi = 0.0
+    if problem.fairness_penalty > 0:
+        fc = problem.fairness_channels
+        groups = [np.ones(M, dtype=bool)] if fc is None else \
+            [np.array([c == g for c in chan]) for g in ([fc] if isinstance(fc, str) else fc)]
+        w = size / n if problem.segment_weights is None else np.asarray(problem.segment_weights, dtype=float)
+        tg = None if problem.segment_targets is None else np.asarray(problem.segment_targets, dtype=float)
+        for g, group in enumerate(groups):
+            rate = contacts[:, group].sum(axis=1) / size
+            target = np.full(S, contacts[:, group].sum() / n) if tg is None else (tg if tg.ndim == 1 else tg[:, g])
+            psi += float(np.sum(w * (rate - target) ** 2))
+    return lines, psi

@@ -19,9 +19,16 @@ from solvers._jit import kernel, parallel_kernel, prange
 
 
 @kernel
-def _customer_optimum(u_i, cell_ok, price, cost_price, limit, gap, w, best_ch, V, choice, days_out):
+def _allowed(x, m, neg_ok):
+    """A contact is a candidate when its utility is > 0 (or finite on channels where fairness may pay for it)."""
+    return x > 0.0 or (neg_ok[m] and x > -np.inf)
+
+
+@kernel
+def _customer_optimum(u_i, cell_ok, price, cost_price, shift_i, neg_ok, limit, gap, w, best_ch, V, choice, days_out):
     """phi_i and its chosen days for one customer.
 
+    ``shift_i`` (M,) is the customer's fairness price shift (its segment's row).
     Fills ``days_out[:count]`` with the chosen days (latest first) and
     ``best_ch`` with each day's best channel; returns (value, count).
     """
@@ -36,8 +43,8 @@ def _customer_optimum(u_i, cell_ok, price, cost_price, limit, gap, w, best_ch, V
         for m in range(M):
             if cell_ok[m, t]:
                 x = np.float64(u_i[m, t])
-                if x > 0.0:
-                    r = x - price[m, t] - cost_price[m]
+                if _allowed(x, m, neg_ok):
+                    r = x - price[m, t] - cost_price[m] - shift_i[m]
                     if r > best:
                         best = r
                         ch = m
@@ -83,16 +90,20 @@ def _customer_optimum(u_i, cell_ok, price, cost_price, limit, gap, w, best_ch, V
 
 
 @parallel_kernel
-def evaluate_dual(u, cell_ok, price, cost_price, limits, gap, chunk):
-    """Sum of customer optima and usage per cell at given prices.
+def evaluate_dual(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift, neg_ok):
+    """Sum of customer optima, usage per cell and per (segment, channel) at given prices.
 
-    Returns (customer_sum, usage (M, T) int64). ``limits`` has length n or 1.
+    Returns (customer_sum, usage (M, T) int64, segment usage (S, M) int64).
+    ``limits`` and ``seg`` have length n or 1; ``shift`` is (S, M).
     """
     n, M, T = u.shape
+    S = shift.shape[0]
     n_chunks = (n + chunk - 1) // chunk
     part_sum = np.zeros(n_chunks)
     part_usage = np.zeros((n_chunks, M, T), dtype=np.int64)
+    part_seg = np.zeros((n_chunks, S, M), dtype=np.int64)
     scalar_limit = limits.shape[0] == 1
+    scalar_seg = seg.shape[0] == 1
     for c in prange(n_chunks):
         lo = c * chunk
         hi = min(n, lo + chunk)
@@ -104,25 +115,31 @@ def evaluate_dual(u, cell_ok, price, cost_price, limits, gap, chunk):
         acc = 0.0
         for i in range(lo, hi):
             lim = limits[0] if scalar_limit else limits[i]
-            value, count = _customer_optimum(u[i], cell_ok, price, cost_price, lim, gap, w, best_ch, V, choice, days)
+            s_i = seg[0] if scalar_seg else seg[i]
+            value, count = _customer_optimum(u[i], cell_ok, price, cost_price, shift[s_i], neg_ok, lim, gap, w,
+                                             best_ch, V, choice, days)
             acc += value
             for q in range(count):
                 t = days[q]
                 part_usage[c, best_ch[t], t] += 1
+                part_seg[c, s_i, best_ch[t]] += 1
         part_sum[c] = acc
     usage = np.zeros((M, T), dtype=np.int64)
+    seg_usage = np.zeros((S, M), dtype=np.int64)
     for c in range(n_chunks):
         usage += part_usage[c]
-    return part_sum.sum(), usage
+        seg_usage += part_seg[c]
+    return part_sum.sum(), usage, seg_usage
 
 
 @parallel_kernel
-def choose_contacts(u, cell_ok, price, cost_price, limits, gap, slots, chunk):
+def choose_contacts(u, cell_ok, price, cost_price, limits, gap, slots, chunk, seg, shift, neg_ok):
     """Each customer's optimal contacts as codes ``m * T + t`` in an (n, slots) int16 array (-1 = empty)."""
     n, M, T = u.shape
     codes = np.full((n, slots), -1, dtype=np.int16)
     n_chunks = (n + chunk - 1) // chunk
     scalar_limit = limits.shape[0] == 1
+    scalar_seg = seg.shape[0] == 1
     for c in prange(n_chunks):
         lo = c * chunk
         hi = min(n, lo + chunk)
@@ -133,7 +150,9 @@ def choose_contacts(u, cell_ok, price, cost_price, limits, gap, slots, chunk):
         days = np.empty(T, dtype=np.int64)
         for i in range(lo, hi):
             lim = limits[0] if scalar_limit else limits[i]
-            value, count = _customer_optimum(u[i], cell_ok, price, cost_price, lim, gap, w, best_ch, V, choice, days)
+            s_i = seg[0] if scalar_seg else seg[i]
+            value, count = _customer_optimum(u[i], cell_ok, price, cost_price, shift[s_i], neg_ok, lim, gap, w,
+                                             best_ch, V, choice, days)
             for q in range(min(count, slots)):
                 t = days[q]
                 codes[i, q] = best_ch[t] * T + t
@@ -180,11 +199,13 @@ def _fits(codes_i, t, gap, T, limit):
 
 
 @parallel_kernel
-def best_additions(u, cell_ok, price, cost_price, cost, limits, gap, codes, leftover, budget_left, chunk):
+def best_additions(u, cell_ok, price, cost_price, cost, limits, gap, codes, leftover, budget_left, chunk, seg, shift,
+                   neg_ok):
     """Per customer, the feasible addition with the largest reduced utility.
 
     An addition is feasible when the cell has leftover capacity, its cost
     fits the leftover budget and the customer's limit and spacing allow it.
+    Contacts with an infinite ``shift`` are excluded (used to target segments).
     Returns (code (n,) int64, -1 for none; reduced utility (n,)).
     """
     n, M, T = u.shape
@@ -199,6 +220,7 @@ def best_additions(u, cell_ok, price, cost_price, cost, limits, gap, codes, left
             lim = limits[0] if scalar_limit else limits[i]
             if lim <= 0:
                 continue
+            s_i = seg[0] if seg.shape[0] == 1 else seg[i]
             for t in range(T):
                 if not _fits(codes[i], t, gap, T, lim):
                     continue
@@ -206,8 +228,8 @@ def best_additions(u, cell_ok, price, cost_price, cost, limits, gap, codes, left
                     if not cell_ok[m, t] or leftover[m, t] <= 0 or cost[m] > budget_left:
                         continue
                     x = np.float64(u[i, m, t])
-                    if x > 0.0:
-                        r = x - price[m, t] - cost_price[m]
+                    if _allowed(x, m, neg_ok) and shift[s_i, m] < np.inf:
+                        r = x - price[m, t] - cost_price[m] - shift[s_i, m]
                         if r > best_r[i]:
                             best_r[i] = r
                             best_code[i] = m * T + t
@@ -259,7 +281,7 @@ def code_usage(codes, cost, M, T):
 
 
 @kernel
-def drop_overloaded(codes, u, price, cost_price, excess, T):
+def drop_overloaded(codes, u, price, cost_price, excess, T, seg, shift):
     """In every cell with ``excess[c] > 0`` drop that many contacts with the smallest reduced utility."""
     n, slots = codes.shape
     n_cells = excess.shape[0]
@@ -286,7 +308,8 @@ def drop_overloaded(codes, u, price, cost_price, excess, T):
                 slot[k] = q
                 m = c // T
                 t = c % T
-                red[k] = np.float64(u[i, m, t]) - price[m, t] - cost_price[m]
+                s_i = seg[0] if seg.shape[0] == 1 else seg[i]
+                red[k] = np.float64(u[i, m, t]) - price[m, t] - cost_price[m] - shift[s_i, m]
                 fill[c] += 1
     dropped = 0
     for c in range(n_cells):
@@ -303,7 +326,7 @@ def drop_overloaded(codes, u, price, cost_price, excess, T):
 
 
 @kernel
-def paid_entries(codes, u, price, cost, T):
+def paid_entries(codes, u, price, cost, T, seg, shift):
     """Contacts with positive cost: (customer, slot, (u - lambda) / cost, cost)."""
     n, slots = codes.shape
     total = 0
@@ -326,7 +349,8 @@ def paid_entries(codes, u, price, cost, T):
                     t = c % T
                     who[k] = i
                     slot[k] = q
-                    ratio[k] = (np.float64(u[i, m, t]) - price[m, t]) / cost[m]
+                    s_i = seg[0] if seg.shape[0] == 1 else seg[i]
+                    ratio[k] = (np.float64(u[i, m, t]) - price[m, t] - shift[s_i, m]) / cost[m]
                     paid[k] = cost[m]
                     k += 1
     return who, slot, ratio, paid
@@ -370,7 +394,7 @@ def _fits_without(codes_i, skip, t, gap, T):
 
 
 @parallel_kernel
-def best_swaps(u, cell_ok, price, cost_price, cost, gap, codes, leftover, budget_left, chunk):
+def best_swaps(u, cell_ok, price, cost_price, cost, gap, codes, leftover, budget_left, chunk, seg, shift):
     """Per customer, the best replacement of one contact by another.
 
     A swap (slot q: a -> b) keeps the customer's count, must respect spacing
@@ -389,6 +413,7 @@ def best_swaps(u, cell_ok, price, cost_price, cost, gap, codes, leftover, budget
         lo = c * chunk
         hi = min(n, lo + chunk)
         for i in range(lo, hi):
+            s_i = seg[0] if seg.shape[0] == 1 else seg[i]
             for q in range(slots):
                 ca = codes[i, q]
                 if ca < 0:
@@ -396,7 +421,7 @@ def best_swaps(u, cell_ok, price, cost_price, cost, gap, codes, leftover, budget
                 ma = ca // T
                 ta = ca % T
                 ua = np.float64(u[i, ma, ta])
-                ra = ua - price[ma, ta] - cost_price[ma]
+                ra = ua - price[ma, ta] - cost_price[ma] - shift[s_i, ma]
                 for t in range(T):
                     if not _fits_without(codes[i], q, t, gap, T):
                         continue
@@ -409,9 +434,9 @@ def best_swaps(u, cell_ok, price, cost_price, cost, gap, codes, leftover, budget
                         if cost[m] - cost[ma] > budget_left:
                             continue
                         ub = np.float64(u[i, m, t])
-                        if not (ub > ua):
-                            continue
-                        gain = (ub - price[m, t] - cost_price[m]) - ra
+                        if not (ub > ua) or shift[s_i, m] != shift[s_i, ma]:
+                            continue      # swaps keep the customer's fairness rows unchanged
+                        gain = (ub - price[m, t] - cost_price[m] - shift[s_i, m]) - ra
                         if gain > best_gain[i]:
                             best_gain[i] = gain
                             best_slot[i] = q

@@ -26,6 +26,8 @@ class Status(str, Enum):
     FEASIBLE = "feasible"          # a feasible plan without a proof (heuristics)
     TIME_LIMIT = "time_limit"      # stopped by the time limit; best plan found so far
     ITERATION_LIMIT = "iteration_limit"
+    INFEASIBLE = "infeasible"      # proven: no plan meets the constraints (only possible with segment minimums)
+    NO_SOLUTION = "no_solution"    # no feasible plan found (the bound is still valid)
     ERROR = "error"
 
     def __str__(self) -> str:  # "optimal", not "Status.OPTIMAL"
@@ -115,7 +117,7 @@ class SolveResult:
 
 def relative_gap(bound: float | None, objective: float) -> float | None:
     """``(bound - objective) / |bound|``; 0 when both are 0, None without a bound."""
-    if bound is None or not np.isfinite(bound):
+    if bound is None or not np.isfinite(bound) or not np.isfinite(objective):
         return None
     diff = max(bound - objective, 0.0)
     if diff == 0.0:

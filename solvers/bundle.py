@@ -21,7 +21,8 @@ import numpy as np
 class LevelBundle:
     """Cutting-plane model, its minimum and level-set projections."""
 
-    def __init__(self, dim: int, alpha: float = 0.3, max_cuts: int = 200, upper: np.ndarray | None = None) -> None:
+    def __init__(self, dim: int, alpha: float = 0.3, max_cuts: int = 200, upper: np.ndarray | None = None,
+                 lower: np.ndarray | None = None) -> None:
         import highspy
 
         self.dim = dim
@@ -37,10 +38,11 @@ class LevelBundle:
         self._inf = inf
         self.lp = self._new()
         self.upper = np.ones(dim) if upper is None else np.asarray(upper, dtype=np.float64)
-        self.lp.addVars(dim + 1, np.r_[np.zeros(dim), -inf], np.r_[self.upper, inf])
+        self.lower = np.zeros(dim) if lower is None else np.asarray(lower, dtype=np.float64)
+        self.lp.addVars(dim + 1, np.r_[self.lower, -inf], np.r_[self.upper, inf])
         self.lp.changeColsCost(dim + 1, np.arange(dim + 1, dtype=np.int32), np.r_[np.zeros(dim), 1.0])
         self.qp = self._new()
-        self.qp.addVars(dim, np.zeros(dim), self.upper)
+        self.qp.addVars(dim, self.lower, self.upper)
         if dim:
             self.qp.passHessian(dim, dim, highspy.HessianFormat.kTriangular, np.arange(dim + 1, dtype=np.int32),
                                 np.arange(dim, dtype=np.int32), np.ones(dim))
@@ -97,7 +99,7 @@ class LevelBundle:
 
     def model_minimizer(self) -> np.ndarray:
         """The point where the last cutting-plane LP attained its minimum (Kelley's point)."""
-        return np.clip(np.asarray(self.lp.getSolution().col_value[:self.dim], dtype=np.float64), 0.0, self.upper)
+        return np.clip(np.asarray(self.lp.getSolution().col_value[:self.dim], dtype=np.float64), self.lower, self.upper)
 
     def project(self, center: np.ndarray, level: float) -> tuple[str, np.ndarray | None]:
         """Closest point to ``center`` where every cut is <= ``level``.
@@ -118,4 +120,4 @@ class LevelBundle:
             return "infeasible", None
         if status != S.kOptimal:
             return "failed", None
-        return "ok", np.clip(np.asarray(self.qp.getSolution().col_value, dtype=np.float64), 0.0, self.upper)
+        return "ok", np.clip(np.asarray(self.qp.getSolution().col_value, dtype=np.float64), self.lower, self.upper)

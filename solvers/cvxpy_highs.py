@@ -31,8 +31,12 @@ def _incidence(row_of_col: np.ndarray, n_rows: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(cols.size), (row_of_col[cols], cols)), shape=(n_rows, row_of_col.size))
 
 
-def build_cvxpy(problem: PlanningProblem):
-    """(cvxpy.Problem, x variable, columns) for the weekly plan."""
+def build_cvxpy(problem: PlanningProblem, *, relax: bool = False, exact_quadratic: bool = False):
+    """(cvxpy.Problem, x variable, columns) for the weekly plan.
+
+    ``relax`` makes x continuous in [0, 1] (the LP/QP relaxation);
+    ``exact_quadratic`` keeps the fairness penalty as a true square.
+    """
     import cvxpy as cp
 
     cand = candidates(problem)
@@ -40,8 +44,8 @@ def build_cvxpy(problem: PlanningProblem):
     k = len(cand)
     n, M, T = problem.shape
     g = problem.min_gap_days
-    x = cp.Variable(k, boolean=True, name="contact")
-    constraints = []
+    x = cp.Variable(k, boolean=not relax, name="contact")
+    constraints = [x >= 0, x <= 1] if relax else []
 
     # capacity: one row per listed (channel, day) cell
     cell_row = np.full((M, T), -1, dtype=np.int64)
@@ -74,9 +78,41 @@ def build_cvxpy(problem: PlanningProblem):
         A_win = sp.csr_matrix((np.ones(len(r_idx)), (r_idx, c_idx)), shape=(len(rows.windows), k))
         constraints.append(A_win @ x <= 1)
 
-    problem_cp = cp.Problem(cp.Maximize(cand.utility @ x), constraints)
+    f = problem.fairness
+    seg = problem.segment_codes[cand.customer] if f is not None else None
+    if f is not None and f.n_rows:
+        A_fair = np.stack([f.row_coef[r, seg] * f.row_channels[r, cand.channel] for r in range(f.n_rows)])
+        constraints.append(sp.csr_matrix(A_fair) @ x <= f.row_rhs)
+    objective = cand.utility @ x
+    if f is not None and f.penalty > 0:
+        # disparities z = B x - c; z^2 by its tangents (no MIQP solver among cvxpy's installed ones);
+        # `exact_quadratic=True` keeps the true square (for QP relaxations and MIQP-capable solvers)
+        from formulations.fairness import tangent_breakpoints
+
+        B = sp.csr_matrix(np.stack([f.pen_coef[p, seg] * f.pen_channels[p, cand.channel] for p in range(f.n_terms)]))
+        z = B @ x - f.pen_const
+        if exact_quadratic:
+            objective = objective - f.penalty * cp.sum(cp.multiply(f.pen_weight, cp.square(z)))
+        else:
+            kmax = float(min(int(problem.contact_limits().max()), T))
+            t = cp.Variable(f.n_terms, nonneg=True, name="disparity_square")
+            for a in tangent_breakpoints(kmax):
+                constraints.append(t >= 2 * a * z - a * a)
+            objective = objective - f.penalty * (f.pen_weight @ t)
+    problem_cp = cp.Problem(cp.Maximize(objective), constraints)
     columns = np.stack([cand.customer, cand.channel, cand.day], axis=1) if k else np.zeros((0, 3), np.int64)
     return problem_cp, x, columns
+
+
+def qp_relaxation_bound(problem: PlanningProblem) -> float:
+    """Upper bound from the continuous relaxation with the exact quadratic fairness penalty (a convex QP)."""
+    import cvxpy as cp
+
+    prob, _, columns = build_cvxpy(problem, relax=True, exact_quadratic=True)
+    if columns.shape[0] == 0:
+        return 0.0
+    prob.solve(solver=cp.CLARABEL if "CLARABEL" in cp.installed_solvers() else cp.HIGHS)
+    return float(prob.value)
 
 
 def solve(problem: PlanningProblem, options: SolveOptions) -> SolveResult:
@@ -103,7 +139,7 @@ def solve(problem: PlanningProblem, options: SolveOptions) -> SolveResult:
         return SolveResult(Status.ERROR, empty_indices(), 0.0, None, None, None, 0, sw.total(), build_time,
                            sw.lap(), NAME, str(exc))
     solve_time = sw.lap()
-    status = {"optimal": Status.OPTIMAL, "optimal_inaccurate": Status.OPTIMAL,
+    status = {"optimal": Status.OPTIMAL, "optimal_inaccurate": Status.OPTIMAL, "infeasible": Status.INFEASIBLE,
               "user_limit": Status.TIME_LIMIT}.get(prob.status, Status.ERROR)
     if x.value is not None:
         indices = sort_assignments(columns[np.asarray(x.value) > 0.5])

@@ -33,6 +33,34 @@ def solve(problem: PlanningProblem, options: SolveOptions) -> SolveResult:
     selected, _ = greedy_select(order, cand.customer, cand.channel, cand.day, problem.cost, remaining, budget,
                                 limits, problem.min_gap_days, problem.n_customers, problem.n_days)
     indices = sort_assignments(np.stack([cand.customer[selected], cand.channel[selected], cand.day[selected]], axis=1))
+    status, message = Status.FEASIBLE, "greedy baseline (no bound)"
+    if problem.fairness is not None and problem.fairness.n_rows:
+        indices, ok = _meet_segment_bounds(problem, indices, remaining, budget)
+        if not ok:
+            status, message = Status.NO_SOLUTION, "greedy could not meet the segment bounds"
     objective = plan_value(problem, indices)
-    return SolveResult(Status.FEASIBLE, indices, objective, None, None, None, 1, sw.total(), build_time, sw.lap(),
-                       NAME, "greedy baseline (no bound)")
+    return SolveResult(status, indices, objective, None, None, None, 1, sw.total(), build_time, sw.lap(),
+                       NAME, message)
+
+
+def _meet_segment_bounds(problem: PlanningProblem, indices: np.ndarray, remaining: np.ndarray, budget: float):
+    """Repair the greedy plan for the hard segment bounds (by raw utility); (indices, success)."""
+    from solvers import _dual_kernels as K
+    from solvers.dual import DualData
+    from solvers.fairness_repair import repair_rows
+
+    data = DualData(problem)
+    codes = np.full((data.n, data.slots), -1, dtype=np.int16)
+    fill = np.zeros(data.n, dtype=np.int64)
+    for i, m, t in indices.tolist():
+        codes[i, fill[i]] = m * data.T + t
+        fill[i] += 1
+    spend = float(problem.cost[indices[:, 1]].sum()) if indices.size else 0.0
+    zero = np.zeros((data.M, data.T))
+    ok, _ = repair_rows(data, codes, zero, np.zeros(data.M), np.zeros((data.n_segments, data.M)),
+                        remaining.copy(), max(budget - spend, 0.0))
+    if not ok:
+        empty, _ = data.empty_plan()
+        return (empty if empty is not None else np.zeros((0, 3), np.int64)), empty is not None
+    idx, _ = K.codes_to_indices(codes, data.u, data.T)
+    return idx, True

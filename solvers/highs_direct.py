@@ -36,6 +36,7 @@ def _status_map():
         S.kSolutionLimit: Status.ITERATION_LIMIT,
         S.kInterrupt: Status.TIME_LIMIT,
         S.kModelEmpty: Status.OPTIMAL,
+        S.kInfeasible: Status.INFEASIBLE,
     }
 
 
@@ -111,8 +112,27 @@ def new_highs(options: SolveOptions):
     return h
 
 
+TANGENT_ROUNDS = 8
+
+
+def _read_mip(h, model: SparseModel, problem: PlanningProblem):
+    """(status, indices, true objective, bound, info) of the current HiGHS solution."""
+    native = h.getModelStatus()
+    status = _status_map().get(native, Status.ERROR)
+    info = h.getInfo()
+    has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    indices = decode(model, np.asarray(h.getSolution().col_value)) if has_solution else empty_indices()
+    objective = plan_value(problem, indices)
+    bound = float(info.mip_dual_bound)
+    if not np.isfinite(bound) or status in (Status.ERROR, Status.INFEASIBLE):
+        bound = None
+    if status == Status.OPTIMAL and bound is not None:
+        bound = max(bound, objective)
+    return status, indices, objective, bound, info
+
+
 def solve(problem: PlanningProblem, options: SolveOptions) -> SolveResult:
-    """Solve the weekly plan MIP with HiGHS."""
+    """Solve the weekly plan MIP with HiGHS (tangent refinement for a fairness penalty)."""
     sw = Stopwatch()
     model = build_model(problem)
     build_time = sw.lap()
@@ -122,22 +142,24 @@ def solve(problem: PlanningProblem, options: SolveOptions) -> SolveResult:
     h = new_highs(options)
     h.passModel(to_highs(model))
     h.run()
+    status, indices, objective, bound, info = _read_mip(h, model, problem)
+    rounds = 0
+    k, n_terms = model.num_contacts, int(model.meta.get("penalty_terms", 0))
+    while (n_terms and status == Status.OPTIMAL and bound is not None and rounds < TANGENT_ROUNDS
+           and relative_gap(bound, objective) > options.rel_gap):
+        # the tangent model of z^2 is loose at this solution: add tangents at its disparities, re-solve
+        z = np.asarray(h.getSolution().col_value)[k:k + n_terms]
+        for p_, zp in enumerate(z):
+            h.addRow(-np.inf, zp * zp, 2, np.array([k + p_, k + n_terms + p_], dtype=np.int32),
+                     np.array([2 * zp, -1.0]))
+        h.run()
+        status, indices, objective, bound, info = _read_mip(h, model, problem)
+        rounds += 1
     solve_time = sw.lap()
     native = h.getModelStatus()
-    status = _status_map().get(native, Status.ERROR)
-    info = h.getInfo()
-    sol = h.getSolution()
-    has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
-    if has_solution:
-        indices = decode(model, np.asarray(sol.col_value))
-    else:
-        indices = empty_indices()
-    objective = plan_value(problem, indices)
-    bound = float(info.mip_dual_bound)
-    if not np.isfinite(bound) or status == Status.ERROR:
-        bound = None
-    if status == Status.OPTIMAL and bound is not None:
-        bound = max(bound, objective)
+    if status == Status.OPTIMAL and relative_gap(bound, objective) is not None \
+            and relative_gap(bound, objective) > max(options.rel_gap, 1e-9) * 1.0001 and n_terms:
+        status = Status.FEASIBLE     # the tangent model's error exceeds the requested gap
     return SolveResult(
         status=status, assignment_indices=indices, objective=objective, bound=bound,
         gap=relative_gap(bound, objective), duals=None, iterations=int(info.mip_node_count),

@@ -75,6 +75,45 @@ def build_pyomo(problem: PlanningProblem):
         days = range(s, min(s + g, T))
         return pyo.quicksum(mdl.x[j] for t in days for j in by_customer_day[i, t]) <= 1
 
+    f = problem.fairness
+    if f is not None and f.n_rows:
+        seg_of = problem.segment_codes[cand.customer].tolist()
+        model.FAIR = pyo.Set(initialize=range(f.n_rows), ordered=True)
+
+        @model.Constraint(model.FAIR)
+        def fairness(mdl, r):
+            terms = [(f.row_coef[r, seg_of[j]], j) for j in mdl.J if f.row_channels[r, channel_of[j]]]
+            return pyo.quicksum(a * mdl.x[j] for a, j in terms if a != 0) <= float(f.row_rhs[r])
+
+    if f is not None and f.penalty > 0:
+        # Psi = sum_p w_p z_p^2 with z_p = B_p x - c_p; z^2 by its tangents at the breakpoints
+        from formulations.fairness import tangent_breakpoints
+
+        seg_of = problem.segment_codes[cand.customer].tolist()
+        kmax = float(min(int(problem.contact_limits().max()), T))
+        points = tangent_breakpoints(kmax).tolist()
+        model.TERMS = pyo.Set(initialize=range(f.n_terms), ordered=True)
+        model.z = pyo.Var(model.TERMS, bounds=(-kmax - 1, kmax + 1))
+        model.t = pyo.Var(model.TERMS, bounds=(0, (kmax + 1) ** 2))
+
+        @model.Constraint(model.TERMS)
+        def disparity(mdl, p_):
+            terms = [(f.pen_coef[p_, seg_of[j]], j) for j in mdl.J if f.pen_channels[p_, channel_of[j]]]
+            return pyo.quicksum(b * mdl.x[j] for b, j in terms if b != 0) - mdl.z[p_] == float(f.pen_const[p_])
+
+        model.BREAKS = pyo.Set(initialize=range(len(points)), ordered=True)
+
+        @model.Constraint(model.TERMS, model.BREAKS)
+        def square_tangent(mdl, p_, k):
+            a = points[k]
+            return 2 * a * mdl.z[p_] - mdl.t[p_] <= a * a
+
+        model.value.deactivate()
+        model.penalised_value = pyo.Objective(
+            expr=pyo.quicksum(utility[j] * model.x[j] for j in model.J)
+            - f.penalty * pyo.quicksum(float(f.pen_weight[p_]) * model.t[p_] for p_ in model.TERMS),
+            sense=pyo.maximize)
+
     model._columns = np.stack([cand.customer, cand.channel, cand.day], axis=1) if len(cand) else np.zeros((0, 3), np.int64)
     return model
 
@@ -119,7 +158,7 @@ def solve(problem: PlanningProblem, options: SolveOptions) -> SolveResult:
         opt.highs_options["threads"] = int(options.threads)
     results = opt.solve(model)
     solve_time = sw.lap()
-    status = {TC.optimal: Status.OPTIMAL, TC.maxTimeLimit: Status.TIME_LIMIT,
+    status = {TC.optimal: Status.OPTIMAL, TC.maxTimeLimit: Status.TIME_LIMIT, TC.infeasible: Status.INFEASIBLE,
               TC.maxIterations: Status.ITERATION_LIMIT, TC.interrupted: Status.TIME_LIMIT}.get(
         results.termination_condition, Status.ERROR)
     if results.best_feasible_objective is not None:

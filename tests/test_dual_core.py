@@ -19,7 +19,8 @@ from tests.weekly_helpers import random_problem
 
 def kernel_eval(problem, price, mu):
     d = DualData(problem)
-    s, usage = K.evaluate_dual(d.u, d.cell_ok, price, mu * d.cost, d.limits, d.gap, 7)
+    s, usage, _ = K.evaluate_dual(d.u, d.cell_ok, price, mu * d.cost, d.limits, d.gap, 7, d.seg,
+                                  np.zeros((1, d.M)), d.neg_ok)
     value = s + float((price * np.where(d.cell_ok, problem.capacity, 0)).sum())
     if problem.budget is not None:
         value += mu * problem.budget
@@ -46,7 +47,8 @@ def test_choose_kernel_matches_numpy_twin(seed):
     problem = random_problem(seed, n=30, T=7, K=2, gap=2)
     d = DualData(problem)
     price = np.random.default_rng(seed).uniform(0, 1, size=problem.capacity.shape)
-    codes = K.choose_contacts(d.u, d.cell_ok, price, 0.2 * d.cost, d.limits, d.gap, d.slots, 8)
+    codes = K.choose_contacts(d.u, d.cell_ok, price, 0.2 * d.cost, d.limits, d.gap, d.slots, 8, d.seg,
+                              np.zeros((1, d.M)), d.neg_ok)
     idx, _ = K.codes_to_indices(codes, d.u, d.T)
     _, ref = customer_choices(problem, price, 0.2)
     order = np.lexsort((ref[:, 2], ref[:, 0]))
@@ -85,8 +87,9 @@ def test_customer_dp_equals_brute_force(r, limit, gap):
     # the numba kernel on the same single customer (u = r, no prices)
     M, T = r.shape
     u = np.where(r > 0, r, -np.inf)[None]
-    s, _ = K.evaluate_dual(u, np.ones((M, T), dtype=bool), np.zeros((M, T)), np.zeros(M),
-                           np.array([limit], dtype=np.int64), gap, 1)
+    s, _, _ = K.evaluate_dual(u, np.ones((M, T), dtype=bool), np.zeros((M, T)), np.zeros(M),
+                              np.array([limit], dtype=np.int64), gap, 1, np.zeros(1, dtype=np.int64),
+                              np.zeros((1, M)), np.zeros(M, dtype=bool))
     assert s == pytest.approx(expected, abs=1e-9)
 
 

@@ -1,0 +1,149 @@
+"""Make a recovered plan meet the hard segment bounds (rows of :mod:`formulations.fairness`).
+
+Each row reads ``sum_i a[r, seg(i)] X_i,g_r <= b_r``. While some row is
+violated, take the most violated one and, in this order:
+
+1. add the best feasible contacts (largest reduced utility, within capacity,
+   budget, contact limit and spacing) of customers whose segment has
+   ``a < 0`` on the row's channels;
+2. if the row needs additions but the channels are full, free slots by
+   dropping the least valuable contacts there of segments the row does not
+   favour (``a >= 0``), then go back to 1;
+3. drop the contacts with the smallest reduced utility of customers whose
+   segment has ``a > 0`` on those channels.
+
+Every move keeps the plan feasible for all other constraints; the loop stops
+when all rows hold (success) or no move is possible (failure, reported to the
+caller, which then keeps its previous plan).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from solvers import _dual_kernels as K
+
+MAX_MOVES = 400
+TOL = 1e-9
+
+
+def _entries(data, codes, price, cost_price, shift):
+    rows, slot = np.nonzero(codes >= 0)
+    code = codes[rows, slot].astype(np.int64)
+    m, t = code // data.T, code % data.T
+    seg = data.seg[rows] if data.seg.shape[0] > 1 else np.zeros(rows.size, dtype=np.int64)
+    reduced = data.u[rows, m, t].astype(np.float64) - price[m, t] - cost_price[m] - shift[seg, m]
+    return rows, slot, m, t, seg, reduced
+
+
+def _row_values(data, seg, m) -> np.ndarray:
+    f = data.fair
+    usage = np.zeros((data.n_segments, data.M))
+    np.add.at(usage, (seg, m), 1.0)
+    return np.einsum("rs,sr->r", f.row_coef, usage @ f.row_channels.T.astype(np.float64))
+
+
+def repair_rows(data, codes, price, cost_price, shift, leftover, budget_left) -> tuple[bool, float]:
+    """Repair ``codes`` in place; returns (all rows satisfied, budget left)."""
+    f = data.fair
+    customers = np.arange(data.n, dtype=np.int64)
+    for _ in range(MAX_MOVES):
+        rows, slot, m, t, seg, reduced = _entries(data, codes, price, cost_price, shift)
+        viol = _row_values(data, seg, m) - data.row_rhs
+        r = int(np.argmax(viol))
+        if viol[r] <= TOL:
+            return True, budget_left
+        a = f.row_coef[r]
+        group = f.row_channels[r]
+        favoured = a < 0
+        moved = 0
+        if favoured.any():                                   # 1. add favoured-segment contacts
+            target = np.full_like(shift, np.inf)
+            target[np.ix_(favoured, group)] = shift[np.ix_(favoured, group)]
+            best_code, best_r = K.best_additions(data.u, data.cell_ok, price, cost_price, data.cost, data.limits,
+                                                 data.gap, codes, leftover, budget_left, 2048, data.seg, target,
+                                                 np.ones(data.M, dtype=bool))
+            cand = np.flatnonzero(best_code >= 0)
+            if cand.size:
+                need = math.ceil(viol[r] / np.abs(a[favoured]).min() - TOL)
+                order = cand[np.argsort(-best_r[cand], kind="stable")][:max(need, 1)]
+                moved, budget_left = K.greedy_add(order, customers, best_code, codes, leftover, data.cost,
+                                                  budget_left, data.limits, data.gap, data.T)
+        if moved == 0 and favoured.any():                    # 2. free full slots for the favoured segments
+            full = group[:, None] & (leftover <= 0)
+            pick = np.flatnonzero((a[seg] >= 0) & full[m, t])
+            if pick.size:
+                need = math.ceil(viol[r] / np.abs(a[favoured]).min() - TOL)
+                pick = pick[np.argsort(reduced[pick], kind="stable")][:max(need, 1)]
+                moved = _drop(data, codes, rows, slot, m, t, pick, leftover)
+                budget_left += float(data.cost[m[pick]].sum())
+        if moved == 0 and (a > 0).any():                     # 3. drop disfavoured-segment contacts
+            pick = np.flatnonzero((a[seg] > 0) & group[m])
+            if pick.size:
+                need = math.ceil(viol[r] / a[a > 0].min() - TOL)
+                pick = pick[np.argsort(reduced[pick], kind="stable")][:max(need, 1)]
+                moved = _drop(data, codes, rows, slot, m, t, pick, leftover)
+                budget_left += float(data.cost[m[pick]].sum())
+        if moved == 0:
+            return False, budget_left
+    return False, budget_left
+
+
+def _drop(data, codes, rows, slot, m, t, pick, leftover) -> int:
+    codes[rows[pick], slot[pick]] = -1
+    np.add.at(leftover, (m[pick], t[pick]), 1)
+    return int(pick.size)
+
+
+def refill(data, codes, price, cost_price, shift, leftover, budget_left, rounds: int = 4) -> float:
+    """After a repair, give freed capacity back without breaking any segment row.
+
+    Additions are limited per (segment, channel) to what every row's slack
+    allows (each row's slack is shared out in proportion to the coefficients,
+    so the batch as a whole keeps the row satisfied); repeated a few rounds.
+    """
+    f = data.fair
+    customers = np.arange(data.n, dtype=np.int64)
+    S, M = data.n_segments, data.M
+    for _ in range(rounds):
+        rows, slot, m, t, seg, reduced = _entries(data, codes, price, cost_price, shift)
+        slack = data.row_rhs - _row_values(data, seg, m)
+        coef = f.row_coef[:, :, None] * f.row_channels[:, None, :]          # (R, S, M)
+        positive = coef > TOL
+        share = np.where(positive, coef, 0.0)
+        total = share.sum(axis=(1, 2))                                       # per row
+        cap = np.full((S, M), np.inf)
+        for r in range(f.n_rows):
+            if total[r] <= 0:
+                continue
+            # additions with positive coefficient may use slack_r in proportion to their weight
+            per_pair = np.where(positive[r], np.maximum(slack[r], 0.0) / total[r], np.inf)
+            cap = np.minimum(cap, np.floor(per_pair + TOL))
+        target = np.where(cap > 0, shift, np.inf)
+        best_code, best_r = K.best_additions(data.u, data.cell_ok, price, cost_price, data.cost, data.limits,
+                                             data.gap, codes, leftover, budget_left, 2048, data.seg, target,
+                                             data.neg_ok)
+        cand = np.flatnonzero((best_code >= 0) & (best_r > 0))
+        if cand.size == 0:
+            break
+        order = cand[np.argsort(-best_r[cand], kind="stable")]
+        cseg = data.seg[order] if data.seg.shape[0] > 1 else np.zeros(order.size, dtype=np.int64)
+        cm = best_code[order] // data.T
+        keep = np.ones(order.size, dtype=bool)
+        finite = np.isfinite(cap[cseg, cm])
+        if finite.any():
+            # at most cap[s, m] additions per pair, best first
+            pair = cseg * M + cm
+            rank = np.zeros(order.size, dtype=np.int64)
+            counts: dict = {}
+            for k in np.flatnonzero(finite):
+                rank[k] = counts.get(pair[k], 0)
+                counts[pair[k]] = rank[k] + 1
+            keep[finite] = rank[finite] < cap[cseg[finite], cm[finite]]
+        added, budget_left = K.greedy_add(order[keep], customers, best_code, codes, leftover, data.cost, budget_left,
+                                          data.limits, data.gap, data.T)
+        if added == 0:
+            break
+    return budget_left
