@@ -27,7 +27,7 @@ def choose_method(problem: PlanningProblem) -> str:
 
 def solve(problem: PlanningProblem, method: str = "auto", rel_gap: float = 1e-4, time_limit: float | None = None,
           threads: int | None = None, verbose: bool = False, seed: int = 0, warm_start: dict | None = None,
-          max_iter: int | None = None, progress=None, **extra: Any) -> Plan:
+          max_iter: int | None = None, progress=None, cluster: Any = None, **extra: Any) -> Plan:
     """Solve a weekly contact-planning problem.
 
     Parameters
@@ -50,15 +50,27 @@ def solve(problem: PlanningProblem, method: str = "auto", rel_gap: float = 1e-4,
         Iteration cap for iterative methods.
     progress : callable, optional
         Per-iteration callback of iterative methods.
+    cluster : dask.distributed.Client, str or int, optional
+        Run ``method="dual"`` on a Dask cluster (a Client, a scheduler
+        address, or a number of local workers). Same plan as in-process.
     **extra
         Backend-specific options.
 
     Returns
     -------
     Plan
+        For a :class:`~formulations.partitioned.PartitionedProblem` solved on
+        a cluster, ``plan.problem`` covers the contacted customers only.
     """
-    if not isinstance(problem, PlanningProblem):
+    partitioned = getattr(problem, "is_partitioned", False)
+    if partitioned and cluster is None:
+        problem = problem.to_problem()
+        partitioned = False
+    if not isinstance(problem, PlanningProblem) and not partitioned:
         raise InputError("problem", f"expected a PlanningProblem, got {type(problem).__name__}")
+    if cluster is not None:
+        return _solve_on_cluster(problem, method, cluster, rel_gap=rel_gap, time_limit=time_limit, verbose=verbose,
+                                 seed=seed, warm_start=warm_start, max_iter=max_iter, progress=progress, extra=extra)
     if method == "auto":
         method = choose_method(problem)
     if method not in registry.METHODS:
@@ -85,3 +97,19 @@ def solve(problem: PlanningProblem, method: str = "auto", rel_gap: float = 1e-4,
                 method=result.method or method, duals=result.duals, iterations=result.iterations,
                 build_time=result.build_time, solve_time=result.solve_time, message=result.message,
                 info=result.info)
+
+
+def _solve_on_cluster(problem, method: str, cluster: Any, *, rel_gap, time_limit, verbose, seed, warm_start,
+                      max_iter, progress, extra) -> Plan:
+    from solvers import dual_dask
+
+    if method not in ("auto", "dual"):
+        raise InputError("method", f"only 'dual' runs on a cluster, got {method!r}")
+    options = SolveOptions(time_limit=time_limit, rel_gap=float(rel_gap), verbose=bool(verbose), seed=int(seed),
+                           warm_start=warm_start, max_iter=max_iter, progress=progress, extra=dict(extra))
+    result, subproblem = dual_dask.solve(problem, options, cluster)
+    owner = subproblem if subproblem is not None else problem
+    return Plan(problem=owner, assignment_indices=result.assignment_indices, objective=result.objective,
+                bound=result.bound, gap=result.gap, status=result.status, wall_time=result.wall_time,
+                method="dual", duals=result.duals, iterations=result.iterations, build_time=result.build_time,
+                solve_time=result.solve_time, message=result.message, info=result.info)

@@ -93,8 +93,10 @@ def _customer_optimum(u_i, cell_ok, price, cost_price, shift_i, neg_ok, limit, g
 def evaluate_dual(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift, neg_ok):
     """Sum of customer optima, usage per cell and per (segment, channel) at given prices.
 
-    Returns (customer_sum, usage (M, T) int64, segment usage (S, M) int64).
-    ``limits`` and ``seg`` have length n or 1; ``shift`` is (S, M).
+    Returns (sums of customer optima per chunk of ``chunk`` customers, usage
+    (M, T) int64, segment usage (S, M) int64): chunk sums are summed by the
+    caller, so shards aligned on chunk boundaries reproduce the in-process
+    total bit for bit. ``limits`` and ``seg`` have length n or 1; ``shift`` is (S, M).
     """
     n, M, T = u.shape
     S = shift.shape[0]
@@ -129,7 +131,7 @@ def evaluate_dual(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift,
     for c in range(n_chunks):
         usage += part_usage[c]
         seg_usage += part_seg[c]
-    return part_sum.sum(), usage, seg_usage
+    return part_sum, usage, seg_usage
 
 
 @parallel_kernel
@@ -358,7 +360,7 @@ def paid_entries(codes, u, price, cost, T, seg, shift):
 
 @kernel
 def codes_to_indices(codes, u, T):
-    """(k, 3) int64 (customer, channel, day) rows of a code array and their utility sum."""
+    """(k, 3) int64 (customer, channel, day) rows of a code array and their utilities (float64, same order)."""
     n, slots = codes.shape
     total = 0
     for i in range(n):
@@ -366,7 +368,7 @@ def codes_to_indices(codes, u, T):
             if codes[i, q] >= 0:
                 total += 1
     out = np.empty((total, 3), dtype=np.int64)
-    value = 0.0
+    value = np.empty(total)
     k = 0
     for i in range(n):
         # contacts of a customer in day order (codes hold at most a handful)
@@ -378,7 +380,7 @@ def codes_to_indices(codes, u, T):
                     out[k, 0] = i
                     out[k, 1] = m
                     out[k, 2] = t
-                    value += np.float64(u[i, m, t])
+                    value[k] = np.float64(u[i, m, t])
                     k += 1
     return out, value
 

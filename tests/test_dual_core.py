@@ -19,9 +19,9 @@ from tests.weekly_helpers import random_problem
 
 def kernel_eval(problem, price, mu):
     d = DualData(problem)
-    s, usage, _ = K.evaluate_dual(d.u, d.cell_ok, price, mu * d.cost, d.limits, d.gap, 7, d.seg,
-                                  np.zeros((1, d.M)), d.neg_ok)
-    value = s + float((price * np.where(d.cell_ok, problem.capacity, 0)).sum())
+    sums, usage, _ = K.evaluate_dual(d.u, d.cell_ok, price, mu * d.cost, d.limits, d.gap, 7, d.seg,
+                                     np.zeros((1, d.M)), d.neg_ok)
+    value = float(np.sum(sums)) + float((price * np.where(d.cell_ok, problem.capacity, 0)).sum())
     if problem.budget is not None:
         value += mu * problem.budget
     return value, usage
@@ -87,10 +87,10 @@ def test_customer_dp_equals_brute_force(r, limit, gap):
     # the numba kernel on the same single customer (u = r, no prices)
     M, T = r.shape
     u = np.where(r > 0, r, -np.inf)[None]
-    s, _, _ = K.evaluate_dual(u, np.ones((M, T), dtype=bool), np.zeros((M, T)), np.zeros(M),
-                              np.array([limit], dtype=np.int64), gap, 1, np.zeros(1, dtype=np.int64),
-                              np.zeros((1, M)), np.zeros(M, dtype=bool))
-    assert s == pytest.approx(expected, abs=1e-9)
+    sums, _, _ = K.evaluate_dual(u, np.ones((M, T), dtype=bool), np.zeros((M, T)), np.zeros(M),
+                                 np.array([limit], dtype=np.int64), gap, 1, np.zeros(1, dtype=np.int64),
+                                 np.zeros((1, M)), np.zeros(M, dtype=bool))
+    assert float(np.sum(sums)) == pytest.approx(expected, abs=1e-9)
 
 
 GRID = [(K_, g, b) for K_ in (1, 2, 3) for g in (1, 2, 3) for b in (True, False)]

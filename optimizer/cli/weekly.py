@@ -19,9 +19,24 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def is_lake(scores: Path) -> bool:
+    """A glob or a directory of Parquet parts (the partitioned layout) rather than one scores table."""
+    text = str(scores)
+    return any(ch in text for ch in "*?[") or scores.is_dir()
+
+
 def load_problem(scores: Path, channels: Path, customers: Optional[Path], budget: Optional[float],
-                 max_contacts: Optional[int], min_gap_days: int) -> PlanningProblem:
-    """Read the input tables and build the problem (errors name the option or column)."""
+                 max_contacts: Optional[int], min_gap_days: int):
+    """Read the input tables and build the problem (errors name the option or column).
+
+    ``--scores`` may be a glob or directory of Parquet parts in the wide
+    layout of :mod:`formulations.partitioned`; that gives a PartitionedProblem.
+    """
+    if is_lake(scores):
+        from formulations.partitioned import PartitionedProblem
+
+        return PartitionedProblem(str(scores), read_table(channels, "--channels"), budget=budget,
+                                  max_contacts=2 if max_contacts is None else max_contacts, min_gap_days=min_gap_days)
     scores_df = read_table(scores, "--scores")
     channels_df = read_table(channels, "--channels")
     customers_df = read_table(customers, "--customers") if customers is not None else None
@@ -29,15 +44,16 @@ def load_problem(scores: Path, channels: Path, customers: Optional[Path], budget
                                        min_gap_days=min_gap_days, customers=customers_df)
 
 
-def run_plan(problem: PlanningProblem, method: str, out: Optional[Path], rel_gap: float,
-             time_limit: Optional[float], threads: Optional[int], quiet: bool, verbose: bool = False):
+def run_plan(problem, method: str, out: Optional[Path], rel_gap: float,
+             time_limit: Optional[float], threads: Optional[int], quiet: bool, verbose: bool = False, cluster=None):
     from optimizer.api import solve
     from optimizer.verify import verify
 
     with console.status(f"solving with method={method} ...", spinner="dots") if not quiet and not verbose else _null():
+        kwargs = {} if cluster is None else {"cluster": cluster}
         plan = solve(problem, method=method, rel_gap=rel_gap, time_limit=time_limit, threads=threads,
-                     verbose=verbose)
-    report = verify(problem, plan)
+                     verbose=verbose, **kwargs)
+    report = verify(plan.problem, plan)
     if not report.ok:  # never hand out a wrong plan
         raise RuntimeError("the plan failed verification: " + "; ".join(report.violations[:3]))
     if out is not None:
@@ -72,11 +88,18 @@ def plan_cmd(
     threads: Optional[int] = typer.Option(None, "--threads", help="Solver threads."),
     quiet: bool = typer.Option(False, "--quiet", help="No summary output."),
     verbose: bool = typer.Option(False, "--verbose", help="Show the solver log / progress."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (method dual)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Start a local Dask cluster with N workers."),
 ) -> None:
     """Plan a week: read scores and channels, solve, write the plan, print a summary."""
     check_output_path(out)
+    if scheduler is not None and workers is not None:
+        raise InputError("--workers", "give either --scheduler or --workers, not both")
+    if workers is not None and workers < 1:
+        raise InputError("--workers", f"expected a positive number of workers, got {workers}")
+    cluster = scheduler if scheduler is not None else workers
     problem = load_problem(scores, channels, customers, budget, max_contacts, min_gap_days)
-    run_plan(problem, method, out, rel_gap, time_limit, threads, quiet, verbose)
+    run_plan(problem, method, out, rel_gap, time_limit, threads, quiet, verbose, cluster=cluster)
 
 
 @app.command("generate")
