@@ -12,9 +12,10 @@ from formulations.assignment import PlanningProblem
 from formulations.errors import InputError
 from optimizer.api import solve
 from optimizer.plan import Plan
+from optimizer.policy import LagrangianPolicy
 from optimizer.verify import VerificationReport, verify
 from solvers.base import Status
 
 __version__ = "0.1.0"
 
-__all__ = ["PlanningProblem", "Plan", "Status", "InputError", "VerificationReport", "solve", "verify", "__version__"]
+__all__ = ["PlanningProblem", "Plan", "Status", "LagrangianPolicy", "InputError", "VerificationReport", "solve", "verify", "__version__"]
