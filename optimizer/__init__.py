@@ -11,6 +11,7 @@ The public API::
 from formulations.assignment import PlanningProblem
 from formulations.errors import InputError
 from optimizer.api import solve
+from optimizer.dp import DiscreteMDP, DPResult, LagrangianADP, WeaklyCoupledProblem, utilities_from_mdp
 from optimizer.plan import Plan
 from optimizer.policy import LagrangianPolicy
 from optimizer.verify import VerificationReport, verify
@@ -18,4 +19,5 @@ from solvers.base import Status
 
 __version__ = "0.1.0"
 
-__all__ = ["PlanningProblem", "Plan", "Status", "LagrangianPolicy", "InputError", "VerificationReport", "solve", "verify", "__version__"]
+__all__ = ["PlanningProblem", "Plan", "Status", "LagrangianPolicy", "DiscreteMDP", "DPResult", "LagrangianADP",
+           "WeaklyCoupledProblem", "utilities_from_mdp", "InputError", "VerificationReport", "solve", "verify", "__version__"]

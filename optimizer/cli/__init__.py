@@ -19,6 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 # command modules register themselves on `app` when imported
 from optimizer.cli import weekly  # noqa: E402,F401
+from optimizer.cli import dp  # noqa: E402,F401
 from optimizer.cli import bench  # noqa: E402,F401
 from optimizer.cli import frontier  # noqa: E402,F401
 from optimizer.cli import policy  # noqa: E402,F401
