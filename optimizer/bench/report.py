@@ -80,8 +80,10 @@ def machine_line(meta: dict) -> str:
         return "machine: unknown"
     v = m.get("versions", {})
     libs = ", ".join(f"{k} {val}" for k, val in v.items())
+    load = m.get("load_average")
+    busy = f" Load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) when written." if load else ""
     return (f"Measured {m.get('date', '?')} on {m.get('cpu', '?')}, {m.get('cores', '?')} cores, "
-            f"{m.get('memory_gb', '?')} GiB, Python {m.get('python', '?')} ({libs}).")
+            f"{m.get('memory_gb', '?')} GiB, Python {m.get('python', '?')} ({libs}).{busy}")
 
 
 def performance_profile(df: pd.DataFrame, taus: np.ndarray | None = None) -> pd.DataFrame:

@@ -40,16 +40,17 @@ def machine_info() -> dict:
                 break
     except OSError:
         pass
+    from importlib.metadata import PackageNotFoundError, version
+
     versions = {}
     for mod in ("numpy", "numba", "scipy", "pandas", "highspy", "pyomo", "cvxpy"):
         try:
-            m = __import__(mod)
-            versions[mod] = getattr(m, "__version__", "?")
-        except Exception:  # pragma: no cover
+            versions[mod] = version(mod)
+        except PackageNotFoundError:  # pragma: no cover
             versions[mod] = "missing"
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
             "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_average": list(os.getloadavg())}
 
 
 def _limit_memory(limit_bytes: int | None):
