@@ -1,0 +1,1 @@
+"""``contactplan experiment offline-value`` (issue 9): registers on ``experiment_app``."""
