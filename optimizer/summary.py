@@ -10,7 +10,7 @@ from rich.table import Table
 from optimizer.plan import Plan
 
 
-def _fmt(x, digits: int = 6) -> str:
+def format_number(x, digits: int = 6) -> str:
     if x is None:
         return "—"
     if isinstance(x, float):
@@ -29,8 +29,8 @@ def headline_table(plan: Plan) -> Table:
     t.add_row("customers × channels × days", f"{n:,} × {M} × {T}")
     t.add_row("method", plan.method)
     t.add_row("status", str(plan.status))
-    t.add_row("objective", _fmt(plan.objective, 10))
-    t.add_row("bound", _fmt(plan.bound, 10))
+    t.add_row("objective", format_number(plan.objective, 10))
+    t.add_row("bound", format_number(plan.bound, 10))
     t.add_row("gap", "—" if plan.gap is None else f"{plan.gap:.2e}")
     t.add_row("contacts", f"{plan.n_contacts:,}")
     spend = f"{plan.spend:,.2f}" + ("" if p.budget is None else f" of {p.budget:,.2f}")

@@ -25,6 +25,9 @@ class LevelBundle:
                  lower: np.ndarray | None = None) -> None:
         import highspy
 
+        from solvers.highs_direct import quiet_banner
+
+        quiet_banner()                   # HiGHS prints its banner at the process's first Highs()
         self.dim = dim
         self.alpha = alpha
         self.max_cuts = max_cuts

@@ -22,6 +22,7 @@ from optimizer.cli import weekly  # noqa: E402,F401
 from optimizer.cli import dp  # noqa: E402,F401
 from optimizer.cli import bench  # noqa: E402,F401
 from optimizer.cli import frontier  # noqa: E402,F401
+from optimizer.cli import report  # noqa: E402,F401
 from optimizer.cli import policy  # noqa: E402,F401
 from optimizer.cli import c360  # noqa: E402,F401
 from optimizer.cli import evaluate  # noqa: E402,F401
