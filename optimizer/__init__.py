@@ -11,13 +11,14 @@ The public API::
 from formulations.assignment import PlanningProblem
 from formulations.errors import InputError
 from optimizer.api import solve
-from optimizer.dp import DiscreteMDP, DPResult, LagrangianADP, WeaklyCoupledProblem, utilities_from_mdp
+from optimizer.dp import DiscreteMDP, DPResult, LagrangianADP, WeaklyCoupledProblem, utilities_from_mdp  # noqa: F401
 from optimizer.plan import Plan
 from optimizer.policy import LagrangianPolicy
+from optimizer.uplift.utilities import utilities_from_models
 from optimizer.verify import VerificationReport, verify
 from solvers.base import Status
 
 __version__ = "0.1.0"
 
 __all__ = ["PlanningProblem", "Plan", "Status", "LagrangianPolicy", "DiscreteMDP", "DPResult", "LagrangianADP",
-           "WeaklyCoupledProblem", "utilities_from_mdp", "InputError", "VerificationReport", "solve", "verify", "__version__"]
+           "WeaklyCoupledProblem", "utilities_from_mdp", "utilities_from_models", "InputError", "VerificationReport", "solve", "verify", "__version__"]

@@ -136,10 +136,17 @@ def generate_cmd(
 def demo_cmd(
     method: str = typer.Option("auto", "--method", help="Solver method."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the plan here."),
+    hillstrom: bool = typer.Option(False, "--hillstrom", help="Real-data demo instead: target the Hillstrom "
+                                   "e-mail experiment under a 30% e-mail capacity, value it on held-out data."),
 ) -> None:
     """Plan the shipped sample week in data/sample and print the summary."""
     if out is not None:
         check_output_path(out)
+    if hillstrom:
+        from optimizer.uplift.hillstrom import print_hillstrom
+
+        print_hillstrom(console, method="dual" if method == "auto" else method, out=out)
+        return
     sample = project_data_dir() / "sample"
     settings = json.loads((sample / "settings.json").read_text())
     problem = load_problem(sample / "scores.csv", sample / "channels.csv", None, settings["budget"],
