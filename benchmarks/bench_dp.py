@@ -44,10 +44,7 @@ sys.path.insert(0, str(ROOT))
 from optimizer.io import write_text  # noqa: E402
 
 
-def table(headers: list[str], rows: list[list]) -> str:
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(out)
+from optimizer.bench.report import text_table as table  # noqa: E402
 
 
 def machine() -> str:

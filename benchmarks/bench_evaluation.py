@@ -41,10 +41,7 @@ from optimizer.io import write_text  # noqa: E402
 N_CONTEXTS, N_ACTIONS = 6, 4
 
 
-def table(headers: list[str], rows: list[list]) -> str:
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(out)
+from optimizer.bench.report import text_table as table  # noqa: E402
 
 
 def rss_mb() -> float:

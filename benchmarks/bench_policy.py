@@ -43,10 +43,7 @@ from solvers import policy as S  # noqa: E402
 from solvers.highs_direct import solve_relaxation  # noqa: E402
 
 
-def table(headers: list[str], rows: list[list]) -> str:
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(out)
+from optimizer.bench.report import text_table as table  # noqa: E402
 
 
 def rss_mb() -> float:

@@ -51,10 +51,7 @@ from optimizer.report import render_report  # noqa: E402
 from optimizer.whatif import budget_curve, default_budget_grid, price_checks  # noqa: E402
 
 
-def table(headers: list[str], rows: list[list]) -> str:
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(out)
+from optimizer.bench.report import text_table as table  # noqa: E402
 
 
 def peak_mb() -> float:

@@ -203,15 +203,15 @@ class GridSpec:
         return (np.arange(self.n_periods) + 1.0) * self.period_days - self.latency_days
 
 
-def check_decay(decay: float, n_periods: int) -> float:
-    """Validate λ in (0, 1] with P ln(1/λ) <= 600 (so the SQL closed form cannot overflow)."""
+def check_decay(decay: float, n_periods: int | None = None) -> float:
+    """Validate λ in (0, 1]; with ``n_periods`` also P ln(1/λ) <= 600 (so the SQL closed form cannot overflow)."""
     try:
         lam = float(decay)
     except (TypeError, ValueError):
         raise InputError("decay", f"expected a number in (0, 1], got {decay!r}") from None
     if not (0.0 < lam <= 1.0):
         raise InputError("decay", f"expected a number in (0, 1], got {decay!r}")
-    if n_periods * math.log(1.0 / lam) > MAX_DECAY_EXPONENT:
+    if n_periods is not None and n_periods * math.log(1.0 / lam) > MAX_DECAY_EXPONENT:
         raise InputError("decay", f"λ={lam} over {n_periods} periods underflows (need P·ln(1/λ) <= "
                                   f"{MAX_DECAY_EXPONENT:g}); use a larger decay or fewer periods")
     return lam

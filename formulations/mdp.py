@@ -131,6 +131,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from formulations._validate import integer_array
 from formulations.errors import InputError
 
 ROW_SUM_TOL = 1e-8   # |sum_s' q(s'|s,a) - 1| allowed for a transition row
@@ -331,21 +332,7 @@ def _from_product(R: Any, Q: np.ndarray, beta: float) -> MDPModel:
 def _indices(field: str, value: Any, L: int) -> np.ndarray:
     if value is None:
         raise InputError(field, "expected an integer array with the state-action form (1-d R, 2-d Q)")
-    arr = np.asarray(value)
-    if arr.ndim != 1 or arr.shape[0] != L:
-        raise InputError(field, f"expected an integer array of shape ({L},), got shape {arr.shape}")
-    if arr.dtype.kind == "f":
-        bad = ~np.isfinite(arr) | (arr != np.round(arr))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InputError(field, f"expected integers, got {arr[i]!r} at index {i}")
-    elif arr.dtype.kind not in "iu":
-        raise InputError(field, f"expected integers, got values of type {arr.dtype}")
-    arr = arr.astype(np.int64)
-    if L and arr.min() < 0:
-        i = int(np.flatnonzero(arr < 0)[0])
-        raise InputError(field, f"expected integers >= 0, got {arr[i]} at index {i}")
-    return arr
+    return integer_array(field, value, length=L, minimum=0)
 
 
 def _from_state_action(R: Any, Q: Any, beta: float, s_indices: Any, a_indices: Any) -> MDPModel:

@@ -354,44 +354,39 @@ def sample_dense(rows_of, Qd, uniforms, out):
 # Finite-horizon Lagrangian of a weakly coupled MDP (solvers.weakly_coupled)
 # ---------------------------------------------------------------------------
 
+@kernel(inline="always")
+def _priced_state(s, rewards, pair_channel, prices, t, rows, state_ptr, indptr, indices, data, beta, v_next,
+                  v_out, best):
+    """One state's priced Bellman step (shared by the serial and parallel passes)."""
+    top = -np.inf
+    arg = -1
+    for j in range(state_ptr[s], state_ptr[s + 1]):
+        r = rewards[j]
+        c = pair_channel[j]
+        if c >= 0:
+            r -= prices[c, t]
+        val = r + beta * _dot_sparse(indptr, indices, data, rows[j], v_next)
+        if val > top or arg < 0:
+            top = val
+            arg = j
+    v_out[s] = top
+    best[s] = arg
+
+
 @kernel
 def _priced_pass(rewards, pair_channel, prices, t, rows, state_ptr, indptr, indices, data, beta, v_next, v_out,
                  best):
-    n = state_ptr.shape[0] - 1
-    for s in prange(n):
-        top = -np.inf
-        arg = -1
-        for j in range(state_ptr[s], state_ptr[s + 1]):
-            r = rewards[j]
-            c = pair_channel[j]
-            if c >= 0:
-                r -= prices[c, t]
-            val = r + beta * _dot_sparse(indptr, indices, data, rows[j], v_next)
-            if val > top or arg < 0:
-                top = val
-                arg = j
-        v_out[s] = top
-        best[s] = arg
+    for s in prange(state_ptr.shape[0] - 1):
+        _priced_state(s, rewards, pair_channel, prices, t, rows, state_ptr, indptr, indices, data, beta, v_next,
+                      v_out, best)
 
 
 @parallel_kernel
 def _priced_pass_parallel(rewards, pair_channel, prices, t, rows, state_ptr, indptr, indices, data, beta, v_next,
                           v_out, best):
-    n = state_ptr.shape[0] - 1
-    for s in prange(n):
-        top = -np.inf
-        arg = -1
-        for j in range(state_ptr[s], state_ptr[s + 1]):
-            r = rewards[j]
-            c = pair_channel[j]
-            if c >= 0:
-                r -= prices[c, t]
-            val = r + beta * _dot_sparse(indptr, indices, data, rows[j], v_next)
-            if val > top or arg < 0:
-                top = val
-                arg = j
-        v_out[s] = top
-        best[s] = arg
+    for s in prange(state_ptr.shape[0] - 1):
+        _priced_state(s, rewards, pair_channel, prices, t, rows, state_ptr, indptr, indices, data, beta, v_next,
+                      v_out, best)
 
 
 @kernel

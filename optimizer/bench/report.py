@@ -74,6 +74,13 @@ def markdown_table(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def text_table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table of already formatted cells (the bench scripts' tables)."""
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
 def machine_line(meta: dict) -> str:
     m = meta.get("machine", {})
     if not m:

@@ -27,6 +27,7 @@ from optimizer.cli import policy  # noqa: E402,F401
 from optimizer.cli import c360  # noqa: E402,F401
 from optimizer.cli import evaluate  # noqa: E402,F401
 from optimizer.cli import experiment  # noqa: E402,F401
+from optimizer.cli import serve  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,142 @@
+"""The FastAPI app of ``contactplan serve`` (endpoint contract in ``docs/service.md``).
+
+=====================  =====================================================================
+``GET /health``        200 ``{"status": "ok", "mode", "model_id", ...}``
+``POST /decide``       ``{"unit_id": str, "context": {...}}`` → 200 ``{"action", "channel",
+                       "offer", "propensity", "decision_id", "mode", "reason", "model_id",
+                       "response_probability"}``; unknown unit → fallback (reason
+                       ``unknown_unit``); malformed JSON → 400, wrong types / values → 422
+``POST /events``       a JSON list of events (or ``{"events": [...]}``) → 200 counts of accepted,
+                       duplicate and quarantined records (nonconforming records are
+                       quarantined with a reason, never a 500)
+``POST /admin/*``      ``pause``, ``resume``, ``rollback``, ``cautious`` (``{"on": bool}``),
+                       ``snapshot``; header ``Authorization: Bearer $CONTACTPLAN_ADMIN_TOKEN``
+                       (401 wrong token, 403 when no token is configured)
+``GET /metrics``       Prometheus text: per-component latency histograms, p95 (SLO95),
+                       decisions by mode/reason, events, mode, drift, rollback rates
+=====================  =====================================================================
+
+No ``from __future__ import annotations`` here: FastAPI must see the real ``Request`` class.
+Handlers are ``async`` and run on the event loop: decisions are short and
+CPU-bound, and one thread owns the state (no locks). fastapi is imported
+only when an app is created.
+"""
+
+
+import hmac
+import json
+import os
+from contextlib import asynccontextmanager
+from typing import Any
+
+from formulations.errors import InputError
+
+TOKEN_ENV = "CONTACTPLAN_ADMIN_TOKEN"
+MAX_EVENTS_PER_REQUEST = 10_000
+
+
+def create_app(engine: Any, admin_token: str | None = None) -> Any:
+    """The FastAPI app serving ``engine`` (a :class:`~optimizer.service.engine.DecisionEngine`).
+
+    ``admin_token`` defaults to the environment variable ``CONTACTPLAN_ADMIN_TOKEN``.
+    """
+    from fastapi import FastAPI, Request
+    from fastapi.responses import PlainTextResponse, Response
+
+    token = admin_token if admin_token is not None else os.environ.get(TOKEN_ENV)
+
+    @asynccontextmanager
+    async def lifespan(app: Any):
+        yield
+        engine.close()
+
+    app = FastAPI(title="contactplan decision service", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.engine = engine
+
+    def reply(body: Any, status: int = 200) -> Response:
+        if status >= 400:
+            engine.metrics.http_errors[status] += 1
+        return Response(json.dumps(body, separators=(",", ":"), default=str), status_code=status,
+                        media_type="application/json")
+
+    async def body_json(request: Request) -> tuple[Any, Response | None]:
+        raw = await request.body()
+        try:
+            return json.loads(raw), None
+        except (ValueError, UnicodeDecodeError) as exc:
+            return None, reply({"error": f"body: expected JSON ({exc})"}, 400)
+
+    @app.get("/health")
+    async def health() -> Response:
+        return reply(engine.status())
+
+    @app.post("/decide")
+    async def decide(request: Request) -> Response:
+        body, bad = await body_json(request)
+        if bad is not None:
+            return bad
+        if not isinstance(body, dict):
+            return reply({"error": "body: expected an object {\"unit_id\": str, \"context\": {...}}"}, 422)
+        unknown = sorted(set(body) - {"unit_id", "context"})
+        if unknown:
+            return reply({"error": f"{unknown[0]}: unknown field"}, 422)
+        if "unit_id" not in body:
+            return reply({"error": "unit_id: missing"}, 422)
+        try:
+            return reply(engine.decide(body["unit_id"], body.get("context")))
+        except InputError as exc:
+            return reply({"error": str(exc)}, 422)
+
+    @app.post("/events")
+    async def events(request: Request) -> Response:
+        body, bad = await body_json(request)
+        if bad is not None:
+            return bad
+        if isinstance(body, dict) and set(body) == {"events"}:
+            body = body["events"]
+        if not isinstance(body, list):
+            return reply({"error": "body: expected a list of events or {\"events\": [...]}"}, 422)
+        if len(body) > MAX_EVENTS_PER_REQUEST:
+            return reply({"error": f"body: at most {MAX_EVENTS_PER_REQUEST} events per request"}, 413)
+        return reply(engine.ingest(body))
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return PlainTextResponse(engine.metrics_text(), media_type="text/plain; version=0.0.4")
+
+    def authorised(request: Request) -> Response | None:
+        if not token:
+            return reply({"error": f"admin: disabled (set {TOKEN_ENV})"}, 403)
+        given = request.headers.get("authorization", "")
+        given = given[7:] if given.lower().startswith("bearer ") else request.headers.get("x-admin-token", "")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return reply({"error": "admin: invalid token"}, 401)
+        return None
+
+    @app.post("/admin/{action}")
+    async def admin(action: str, request: Request) -> Response:
+        denied = authorised(request)
+        if denied is not None:
+            return denied
+        try:
+            if action == "pause":
+                return reply(engine.pause(True))
+            if action == "resume":
+                return reply(engine.pause(False))
+            if action == "rollback":
+                return reply(engine.rollback())
+            if action == "snapshot":
+                return reply({"snapshot": engine.snapshot()})
+            if action == "cautious":
+                body, bad = await body_json(request)
+                if bad is not None:
+                    return bad
+                on = body.get("on") if isinstance(body, dict) else None
+                if not isinstance(on, bool):
+                    return reply({"error": "on: expected true or false"}, 422)
+                return reply(engine.set_cautious(on))
+        except InputError as exc:
+            return reply({"error": str(exc)}, 409)
+        return reply({"error": f"admin: unknown action {action!r}"}, 404)
+
+    return app
