@@ -66,4 +66,17 @@ def test_profiles_and_cli_report(tmp_path, capsys):
     assert len(summarize(df)) == len(df)
     assert main(["bench", "report", str(out), "--out", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "performance_profile.png").exists() and (tmp_path / "rep" / "report.md").exists()
+    # the README's performance block is regenerated from the result file, the rest is kept
+    from optimizer.bench.report import README_END, README_START
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n{README_START}\nstale\n{README_END}\nafter\n")
+    assert main(["bench", "report", str(out), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "stale" not in text and text.startswith("# x\n\nbefore\n") and text.endswith("after\n")
+    block = text.split(README_START)[1].split(README_END)[0]
+    assert block.count("| a | 30 |") == 2 and block.count("| b | 40 |") == 2 and "cores" in block
+    bad = tmp_path / "NOMARKERS.md"
+    bad.write_text("no markers\n")
+    assert main(["bench", "report", str(out), "--readme", str(bad)]) == 2 and bad.read_text() == "no markers\n"
     assert main(["bench", "run", "--suite", "nope", "--out", str(tmp_path / "x.csv")]) == 2

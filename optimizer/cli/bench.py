@@ -78,6 +78,8 @@ def report_cmd(
     results: Path = typer.Argument(..., help="A result file written by `contactplan bench run`."),
     out: Optional[Path] = typer.Option(None, "--out", help="Directory for report.md and the plots."),
     title: str = typer.Option("Benchmark results", "--title"),
+    readme: Optional[Path] = typer.Option(None, "--readme", help="Regenerate this README's performance block "
+                                          "(between its performance markers) from the result file."),
 ) -> None:
     """Print the Markdown table; with --out also write report.md, performance profile and scaling plots."""
     from optimizer.bench.report import load_results, markdown_table, machine_line, plot_profiles, summarize, \
@@ -93,6 +95,11 @@ def report_cmd(
         write_markdown_report(results, out / "report.md", title)
         for p in plot_profiles(df, out):
             console.print(f"wrote {p}")
+    if readme is not None:
+        from optimizer.bench.report import update_readme
+
+        update_readme(results, readme)
+        console.print(f"updated the performance block of {readme}")
 
 
 @bench_app.command("export")
