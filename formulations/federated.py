@@ -25,10 +25,52 @@ The issue's planning objective :math:`J(\theta,\lambda,\gamma) = -E[u] +
 \lambda^\top(b(\theta)-\beta) + \gamma\Psi(\theta)` uses the fitted response
 model downstream (budget prices :math:`\lambda` and fairness weight
 :math:`\gamma` belong to :mod:`formulations.lagrangian` and
-:mod:`formulations.fairness`); the federated part learns :math:`\theta` by
+:mod:`formulations.fairness`); by default the federated part learns :math:`\theta` by
 minimising :math:`L`, i.e. :math:`-E[u]` enters only through the fitted
 probabilities. The intercept is a column of ones in :math:`f`; :math:`\lambda_2`
 also applies to it (keeps every local problem strongly convex).
+
+Optional budget and fairness terms
+----------------------------------
+The budget and fairness terms of :math:`J` can be trained too. Every row may
+carry a contact cost :math:`c_i \ge 0` (default 1) and a segment label
+:math:`s(i)` (default: one segment). With :math:`p_i = \sigma(\theta^\top f_i)`
+and :math:`\dot p_i = p_i(1-p_i)`:
+
+* **Budget.** :math:`b(\theta) = \frac1N\sum_i c_i p_i` — the expected contact
+  spend per row if every predicted responder is contacted; a single
+  (scalar) budget with price :math:`\lambda \ge 0` (``budget_price``) and
+  budget per row :math:`\beta` (``budget_per_row``). Penalty
+  :math:`\lambda(b(\theta)-\beta)`, gradient :math:`\frac{\lambda}{N}\sum_i
+  c_i \dot p_i f_i`; :math:`\beta` shifts the value only. :math:`b` is a mean
+  over rows, so it splits exactly over clients:
+  :math:`b = \sum_k \frac{n_k}{N} b_k`.
+* **Fairness.** On a set of rows with segment shares :math:`w_s = n_s/n`,
+  segment mean rates :math:`\bar p_s` and overall mean
+  :math:`\bar p = \sum_s w_s \bar p_s`,
+
+  .. math:: \Psi(\theta) = \sum_s w_s(\bar p_s - \bar p)^2, \qquad
+            \nabla\Psi = \frac{2}{n}\sum_i (\bar p_{s(i)} - \bar p)\,\dot p_i\, f_i
+
+  (the :math:`\nabla\bar p` part vanishes because
+  :math:`\sum_s w_s(\bar p_s - \bar p) = 0`). :math:`\Psi` couples all rows of a
+  segment, so a global :math:`\Psi` would need the segment sums of every client
+  at the current :math:`\theta` (an extra secure-aggregation exchange per local
+  step). **We use the per-client version instead**: client :math:`k` computes
+  :math:`\Psi_k` on its own rows and segment shares, and the trained term is
+  :math:`\Psi_{\mathrm{fed}} = \sum_k \frac{n_k}{N}\Psi_k` ("fair within every
+  region"). It equals the global :math:`\Psi` when there is one client, and
+  otherwise differs from it by the between-client part (segments whose mix
+  varies across clients); it is not an unbiased estimate of the global
+  :math:`\Psi`.
+
+Client :math:`k`'s local objective becomes
+:math:`L_k + \lambda(b_k - \beta) + \gamma\Psi_k`, so the FedAvg equivalence
+below holds for :math:`L + \lambda(b-\beta) + \gamma\Psi_{\mathrm{fed}}`. The terms
+are trained on the FedAvg/FedProx path (no DP or client-level DP); user-level
+DP (per-user gradients) supports neither here (:math:`\Psi_k` is not a sum
+over users; the budget term, which is, is simply not wired into that path),
+and the trainer rejects that combination.
 
 FedAvg and FedProx (one round :math:`t`)
 ---------------------------------------
@@ -169,14 +211,22 @@ class ClientData:
         Integer user (customer) ids; default: every row is its own user.
     name : str
         Client name (region, brand).
+    costs : ndarray of shape (n,), optional
+        Contact cost c_i >= 0 of every row (budget term); default 1 per row.
+    segments : ndarray of shape (n,), optional
+        Integer segment labels (fairness term); default: one segment.
     """
 
     X: np.ndarray
     y: np.ndarray
     users: np.ndarray | None = None
     name: str = "client"
+    costs: np.ndarray | None = None
+    segments: np.ndarray | None = None
     user_index_: np.ndarray = field(init=False, repr=False)
     n_users_: int = field(init=False, repr=False)
+    segment_index_: np.ndarray | None = field(init=False, repr=False)
+    n_segments_: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         X = np.ascontiguousarray(self.X, dtype=np.float64)
@@ -197,11 +247,36 @@ class ClientData:
             raise InputError(f"{self.name}.users",
                              f"expected integer ids of shape ({X.shape[0]},), got {users.dtype} {users.shape}")
         _, index = np.unique(users, return_inverse=True)
+        costs = None
+        if self.costs is not None:
+            costs = np.asarray(self.costs)
+            if costs.shape != (X.shape[0],) or not np.issubdtype(costs.dtype, np.number):
+                raise InputError(f"{self.name}.costs",
+                                 f"expected numbers of shape ({X.shape[0]},), got {costs.dtype} {costs.shape}")
+            costs = costs.astype(np.float64)
+            off = np.flatnonzero(~np.isfinite(costs) | (costs < 0))
+            if off.size:
+                raise InputError(f"{self.name}.costs",
+                                 f"expected finite values >= 0, got {costs[off[0]]} at index {int(off[0])}")
+        seg_index, n_seg = None, 1
+        if self.segments is not None:
+            segments = np.asarray(self.segments)
+            if segments.shape != (X.shape[0],) or not np.issubdtype(segments.dtype, np.integer):
+                raise InputError(f"{self.name}.segments",
+                                 f"expected integer labels of shape ({X.shape[0]},), got {segments.dtype} "
+                                 f"{segments.shape}")
+            _, seg_index = np.unique(segments, return_inverse=True)
+            seg_index = seg_index.astype(np.int64)
+            n_seg = int(seg_index.max()) + 1
+            object.__setattr__(self, "segments", segments)
         object.__setattr__(self, "X", X)
         object.__setattr__(self, "y", y.astype(np.float64))
         object.__setattr__(self, "users", users)
+        object.__setattr__(self, "costs", costs)
         object.__setattr__(self, "user_index_", index.astype(np.int64))
         object.__setattr__(self, "n_users_", int(index.max()) + 1)
+        object.__setattr__(self, "segment_index_", seg_index)
+        object.__setattr__(self, "n_segments_", n_seg)
 
     @property
     def n(self) -> int:
@@ -259,12 +334,83 @@ def clip_rows(G: np.ndarray, clip_norm: float) -> np.ndarray:
     return G * np.minimum(1.0, clip_norm / np.maximum(norms, 1e-300))
 
 
+def _costs(data_costs: np.ndarray | None, n: int) -> np.ndarray:
+    return np.ones(n) if data_costs is None else data_costs
+
+
+def budget_spend(theta: np.ndarray, X: np.ndarray, costs: np.ndarray | None = None) -> float:
+    """Budget use per row :math:`b(\\theta) = \\frac1n\\sum_i c_i\\sigma(\\theta^\\top f_i)` (c = 1 if None)."""
+    return float(np.mean(_costs(costs, X.shape[0]) * sigmoid(X @ theta)))
+
+
+def budget_spend_grad(theta: np.ndarray, X: np.ndarray, costs: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`budget_spend`: :math:`\\frac1n\\sum_i c_i p_i(1-p_i) f_i`."""
+    p = sigmoid(X @ theta)
+    return X.T @ (_costs(costs, X.shape[0]) * p * (1 - p)) / X.shape[0]
+
+
+def budget_penalty(theta: np.ndarray, X: np.ndarray, costs: np.ndarray | None, price: float,
+                   per_row: float = 0.0) -> float:
+    """Budget term :math:`\\lambda(b(\\theta)-\\beta)` with price ``price`` and budget per row ``per_row``."""
+    return float(price * (budget_spend(theta, X, costs) - per_row))
+
+
+def fairness_gap(theta: np.ndarray, X: np.ndarray, segment_index: np.ndarray | None, n_segments: int) -> float:
+    """:math:`\\Psi = \\sum_s w_s(\\bar p_s-\\bar p)^2` over the rows' segments (0 for one segment)."""
+    if segment_index is None:
+        return 0.0
+    p = sigmoid(X @ theta)
+    counts = np.bincount(segment_index, minlength=n_segments).astype(np.float64)
+    present = counts > 0
+    means = np.bincount(segment_index, weights=p, minlength=n_segments)[present] / counts[present]
+    w = counts[present] / X.shape[0]
+    return float(w @ (means - p.mean()) ** 2)
+
+
+def fairness_gap_grad(theta: np.ndarray, X: np.ndarray, segment_index: np.ndarray | None,
+                      n_segments: int) -> np.ndarray:
+    """Gradient of :func:`fairness_gap`: :math:`\\frac2n\\sum_i(\\bar p_{s(i)}-\\bar p)p_i(1-p_i) f_i`."""
+    if segment_index is None:
+        return np.zeros(X.shape[1])
+    p = sigmoid(X @ theta)
+    counts = np.maximum(np.bincount(segment_index, minlength=n_segments), 1).astype(np.float64)
+    means = np.bincount(segment_index, weights=p, minlength=n_segments) / counts
+    r = 2.0 * (means[segment_index] - p.mean()) * p * (1 - p)
+    return X.T @ r / X.shape[0]
+
+
+def local_objective(theta: np.ndarray, data: ClientData, l2: float, budget_price: float = 0.0,
+                    budget_per_row: float = 0.0, fairness_weight: float = 0.0) -> float:
+    """Client objective :math:`L_k + \\lambda(b_k-\\beta) + \\gamma\\Psi_k` (no proximal term)."""
+    value = log_loss(theta, data.X, data.y, l2)
+    if budget_price:
+        value += budget_penalty(theta, data.X, data.costs, budget_price, budget_per_row)
+    if fairness_weight:
+        value += fairness_weight * fairness_gap(theta, data.X, data.segment_index_, data.n_segments_)
+    return value
+
+
+def local_objective_grad(theta: np.ndarray, data: ClientData, l2: float, budget_price: float = 0.0,
+                         fairness_weight: float = 0.0) -> np.ndarray:
+    """Gradient of :func:`local_objective`; with both terms off it is exactly :func:`log_loss_grad`."""
+    grad = log_loss_grad(theta, data.X, data.y, l2)
+    if budget_price:
+        grad = grad + budget_price * budget_spend_grad(theta, data.X, data.costs)
+    if fairness_weight:
+        grad = grad + fairness_weight * fairness_gap_grad(theta, data.X, data.segment_index_, data.n_segments_)
+    return grad
+
+
 def local_update(theta: np.ndarray, data: ClientData, epochs: int, lr: float, l2: float,
-                 mu: float = 0.0) -> np.ndarray:
-    """FedAvg/FedProx local training; returns the displacement :math:`g_k = \\theta - w_k`."""
+                 mu: float = 0.0, budget_price: float = 0.0, fairness_weight: float = 0.0) -> np.ndarray:
+    """FedAvg/FedProx local training; returns the displacement :math:`g_k = \\theta - w_k`.
+
+    ``budget_price`` (λ) and ``fairness_weight`` (γ) add the optional budget and
+    fairness terms to the local objective (0 = plain log-loss, unchanged).
+    """
     w = theta.copy()
     for _ in range(int(epochs)):
-        grad = log_loss_grad(w, data.X, data.y, l2)
+        grad = local_objective_grad(w, data, l2, budget_price, fairness_weight)
         if mu:
             grad = grad + mu * (w - theta)
         w = w - lr * grad
@@ -288,4 +434,5 @@ def decode_fixed_point(words: np.ndarray, frac_bits: int, modulus_bits: int) -> 
 
 
 __all__ = ["ClientData", "sigmoid", "log_loss", "log_loss_grad", "per_user_gradients", "clip_rows",
-           "local_update", "encode_fixed_point", "decode_fixed_point"]
+           "budget_spend", "budget_spend_grad", "budget_penalty", "fairness_gap", "fairness_gap_grad",
+           "local_objective", "local_objective_grad", "local_update", "encode_fixed_point", "decode_fixed_point"]

@@ -134,3 +134,83 @@ def build_features(con: duckdb.DuckDBPyConnection, grid: GridSpec, start: str, c
         WINDOW w AS (PARTITION BY g.customer ORDER BY g.period ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)""")
     con.execute("DROP TABLE feature_agg; DROP TABLE contact_agg")
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The same features on a Dask cluster: K hash partitions of customers (``customer % K = k``), one task each.
+# Features are per customer (every window is PARTITION BY customer), so a partition's rows are exactly the rows
+# the in-process build computes for those customers, with the same SQL.
+# --------------------------------------------------------------------------------------------------------------
+
+def _sql_path(path) -> str:
+    return str(path).replace("'", "''")
+
+
+def feature_partition(work_dir: str, part: int, n_parts: int, grid: GridSpec, start: str, with_contacts: bool,
+                      config: dict) -> int:
+    """Dask task: features of the customers with ``customer % n_parts == part``.
+
+    Reads ``customers/events/contacts.parquet`` of ``work_dir`` (written by :func:`build_features_on_cluster`)
+    in its own in-memory DuckDB connection, runs :func:`build_features` and writes
+    ``features-<part>.parquet`` atomically (a retried task simply rewrites it). Returns the number of rows.
+    """
+    from pathlib import Path
+
+    work = Path(work_dir)
+    con = duckdb.connect(config=dict(config, temp_directory=str(work / f"spill-{part}")))
+    try:
+        con.execute("SET enable_progress_bar = false")
+        where = f"WHERE customer % {int(n_parts)} = {int(part)}"
+        for name in ("customers", "events", "contacts"):
+            if name == "contacts" and not with_contacts:
+                continue
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{_sql_path(work / (name + '.parquet'))}') "
+                        f"{where}")
+        n = build_features(con, grid, start, contacts="contacts" if with_contacts else None)
+        target, tmp = work / f"features-{part}.parquet", work / f".features-{part}.parquet.tmp"
+        con.execute(f"COPY features TO '{_sql_path(tmp)}' (FORMAT PARQUET)")
+        tmp.replace(target)
+        return n
+    finally:
+        con.close()
+
+
+def build_features_on_cluster(con: duckdb.DuckDBPyConnection, grid: GridSpec, start: str, client, work_dir,
+                              n_parts: int, config: dict | None = None, customers: str = "customers",
+                              events: str = "events", contacts: str | None = "contact_history",
+                              table: str = "features") -> int:
+    """:func:`build_features` with the per-customer work done by Dask tasks; same ``table`` (same rows).
+
+    The client writes the inputs the features need (``customers.customer``; the event and contact
+    columns) to Parquet in ``work_dir``, submits ``n_parts`` :func:`feature_partition` tasks and loads
+    their outputs back into ``table`` in canonical order (customer, period). ``work_dir`` must be
+    readable and writable by every worker (a shared file system for a remote cluster).
+
+    Returns
+    -------
+    int
+        Number of rows (customers × periods).
+    """
+    from pathlib import Path
+
+    n_parts = int(n_parts)
+    if n_parts < 1:
+        raise ValueError(f"n_parts: expected a positive integer, got {n_parts}")
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    inputs = {"customers": f"SELECT customer FROM {customers}",
+              "events": f"SELECT customer, ts, type, subtype, channel, value FROM {events}"}
+    if contacts is not None:
+        inputs["contacts"] = f"SELECT customer, ts, treatment, responded FROM {contacts}"
+    for name, sql in inputs.items():
+        con.execute(f"COPY ({sql}) TO '{_sql_path(work / (name + '.parquet'))}' (FORMAT PARQUET)")
+    futures = [client.submit(feature_partition, str(work), k, n_parts, grid, start, contacts is not None,
+                             dict(config or {}), pure=False)
+               for k in range(n_parts)]
+    counts = client.gather(futures)
+    files = ", ".join(f"'{_sql_path(work / f'features-{k}.parquet')}'" for k in range(n_parts))
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet([{files}]) ORDER BY customer, period")
+    n = int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    if n != sum(counts):
+        raise RuntimeError(f"features on the cluster: partitions reported {sum(counts)} rows, loaded {n}")
+    return n

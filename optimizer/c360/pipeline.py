@@ -7,7 +7,7 @@ inputs spill instead of running out of memory):
 2. ``resolve_identities``  blocking, match model, clusters, quality vs truth
 3. ``build_customers``     merged customer attributes (latest record wins)
 4. ``ingest_events``       web/app, calls, branch, contacts → canonical events (+ rejects)
-5. ``build_features``      customers × periods grid features
+5. ``build_features``      customers × periods grid features (on a Dask cluster when ``cluster`` is given)
 6. ``build_masks``         consent, reachability, cooling, caps → eligibility for the plan week
 
 Outputs (``OUT_DIR``; staged in a private sub-directory and moved into place
@@ -37,14 +37,14 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import duckdb
 import pandas as pd
 
 from formulations.c360 import GRANULARITY_DAYS, GridSpec
 from formulations.errors import InputError
-from optimizer.c360.features import build_features
+from optimizer.c360.features import build_features, build_features_on_cluster
 from optimizer.c360.identity import IdentityResult, MatchModel, resolve_identities
 from optimizer.c360.ingest import (check_columns, create_rejects, find_sources, ingest_events, install_macros,
                                    load_records)
@@ -126,8 +126,30 @@ def _copy(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> None:
     con.execute(f"COPY ({sql}) TO '{target}' (FORMAT PARQUET, COMPRESSION ZSTD)")
 
 
+def _features_on_cluster(con, grid: GridSpec, start: str, cluster: Any, n_parts: int | None, work: Path,
+                         options: BuildOptions) -> tuple[int, int]:
+    """The ``features`` step on a Dask cluster; returns (rows, partitions)."""
+    from solvers.dual_dask import connect
+
+    client, owned = connect(cluster)
+    try:
+        if n_parts is None:
+            n_parts = 2 * max(1, len(client.scheduler_info().get("workers", {})))
+        config = {"memory_limit": options.memory_limit}
+        if options.threads:
+            config["threads"] = int(options.threads)
+        return build_features_on_cluster(con, grid, start, client, work, int(n_parts), config), int(n_parts)
+    finally:
+        if owned:
+            local = getattr(client, "cluster", None)
+            client.close()
+            if local is not None:
+                local.close()
+
+
 def build_c360(raw_dir: str | Path, out_dir: str | Path, options: BuildOptions = BuildOptions(),
-               progress: Callable[[str], None] | None = None) -> C360Result:
+               progress: Callable[[str], None] | None = None, cluster: Any = None,
+               feature_partitions: int | None = None) -> C360Result:
     """Run the whole build; see the module docstring for steps and outputs.
 
     Parameters
@@ -140,6 +162,15 @@ def build_c360(raw_dir: str | Path, out_dir: str | Path, options: BuildOptions =
     options : BuildOptions
     progress : callable, optional
         Called with the name of each step as it starts.
+    cluster : dask.distributed.Client, str or int, optional
+        Run the ``features`` step on a Dask cluster (a Client, a scheduler address, or the number of
+        workers of a LocalCluster started for the build): the customers are cut into
+        ``feature_partitions`` hash partitions (``customer % K``), each computed by a task with its own
+        DuckDB connection from Parquet written to the build's staging directory (which the workers must
+        be able to read, i.e. a shared file system for a remote cluster). The other steps run here.
+        ``features.parquet`` holds the same rows and values as the in-process build.
+    feature_partitions : int, optional
+        Number K of partitions on a cluster (default: 2 × the number of workers).
 
     Returns
     -------
@@ -165,6 +196,9 @@ def build_c360(raw_dir: str | Path, out_dir: str | Path, options: BuildOptions =
             model = MatchModel.from_dict(json.loads(Path(options.match_model).read_text()))
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError("--match-model", f"could not read {str(options.match_model)!r}: {exc}") from None
+    if feature_partitions is not None and (cluster is None or int(feature_partitions) < 1):
+        raise InputError("feature_partitions", "expected a positive integer, and a cluster to run them on, "
+                                               f"got {feature_partitions!r}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError("--out", f"{str(out)!r} exists and is not a directory")
@@ -216,7 +250,11 @@ def build_c360(raw_dir: str | Path, out_dir: str | Path, options: BuildOptions =
         with step("ingest_events"):
             ingest_events(con, sources, start_ts.isoformat(sep=" "), end_ts.isoformat(sep=" "))
         with step("features"):
-            n_rows = build_features(con, grid, start_ts.isoformat(sep=" "))
+            if cluster is None:
+                n_rows = build_features(con, grid, start_ts.isoformat(sep=" "))
+            else:
+                n_rows, n_parts = _features_on_cluster(con, grid, start_ts.isoformat(sep=" "), cluster,
+                                                       feature_partitions, stage / "features-dist", options)
         with step("masks"):
             labels = build_masks(con, as_of, plan_start, options.plan_days, options.cooling_days,
                                  options.contact_cap, options.cap_window_days)
@@ -259,7 +297,8 @@ def build_c360(raw_dir: str | Path, out_dir: str | Path, options: BuildOptions =
                     "weeks": weeks, "grid": asdict(grid), "as_of": as_of, "plan_start": plan_start.isoformat(),
                     "plan_days": labels, "customers": n_customers, "records": identity.n_records,
                     "events": n_events, "contacts": n_contacts, "feature_rows": n_rows,
-                    "rejects": rejects.to_dict(orient="records"), "timings_s": timings},
+                    "rejects": rejects.to_dict(orient="records"), "timings_s": timings,
+                    **({} if cluster is None else {"feature_partitions": n_parts})},
                    stage / "manifest.json")
         for name in OUTPUT_FILES:
             if (stage / name).exists():

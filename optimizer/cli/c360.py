@@ -83,10 +83,25 @@ def build_cmd(
     memory_limit: str = typer.Option("6GB", "--memory-limit", help="DuckDB memory limit (spills beyond)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="DuckDB threads (default: all cores)."),
     no_events: bool = typer.Option(False, "--no-events", help="Do not write the canonical events.parquet."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler",
+                                            help="Dask scheduler address: compute the features on that cluster."),
+    workers: Optional[int] = typer.Option(None, "--workers",
+                                          help="Compute the features on a local Dask cluster with N workers."),
+    partitions: Optional[int] = typer.Option(None, "--feature-partitions",
+                                             help="Customer partitions on the cluster (default: 2 × workers)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress or summary."),
 ) -> None:
     """Build features, eligibility and the identity map from raw sources; print identity quality."""
     from optimizer.c360.pipeline import BuildOptions, build_c360
+
+    if scheduler is not None and workers is not None:
+        raise InputError("--workers", "give either --scheduler or --workers, not both")
+    if workers is not None and workers < 1:
+        raise InputError("--workers", f"expected a positive number of workers, got {workers}")
+    cluster = scheduler if scheduler is not None else workers
+    if partitions is not None and (cluster is None or partitions < 1):
+        raise InputError("--feature-partitions", "expected a positive integer together with --workers or "
+                                                 f"--scheduler, got {partitions}")
 
     options = BuildOptions(granularity=granularity, latency_days=latency_days, decay=decay,
                            start=_date(start, "--start"), weeks=weeks, threshold=threshold, max_block=max_block,
@@ -101,7 +116,8 @@ def build_cmd(
         def progress(name: str) -> None:
             bar.update(task, completed=steps.index(name) if name in steps else 0, description=f"c360: {name}")
 
-        result = build_c360(raw_dir, out, options, progress=progress)
+        result = build_c360(raw_dir, out, options, progress=progress, cluster=cluster,
+                            feature_partitions=partitions)
     if not quiet:
         print_build_summary(result)
 

@@ -34,6 +34,8 @@ class RoundSpec:
     keep_prob: float
     quantize_bits: int | None
     with_stats: bool
+    budget_price: float = 0.0        # λ of the optional budget term (0 = off)
+    fairness_weight: float = 0.0     # γ of the optional fairness term (0 = off)
 
 
 def client_contribution(theta: np.ndarray, data: ClientData, spec: RoundSpec, keep: np.ndarray,
@@ -57,7 +59,8 @@ def client_contribution(theta: np.ndarray, data: ClientData, spec: RoundSpec, ke
         G = G[:, keep] / spec.keep_prob if spec.keep_prob < 1 else G[:, keep]
         update = clip_rows(G, spec.clip_norm).sum(axis=0) if G.shape[0] else np.zeros(int(keep.sum()))
     else:
-        g = local_update(theta, data, spec.local_epochs, spec.local_lr, spec.l2, spec.mu)
+        g = local_update(theta, data, spec.local_epochs, spec.local_lr, spec.l2, spec.mu, spec.budget_price,
+                         spec.fairness_weight)
         update = sparsify(g, keep, spec.keep_prob)
         if spec.dp:
             update = clip_rows(update, spec.clip_norm)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from formulations.errors import InputError
-from formulations.federated import ClientData, log_loss, sigmoid
+from formulations.federated import ClientData, budget_spend, fairness_gap, log_loss, sigmoid
 from optimizer.federated.client import RoundSpec, client_contribution
 from optimizer.federated.compression import payload_bytes, shared_keep_mask
 from optimizer.federated.secure_agg import QuorumError, SecureAggregationRound
@@ -99,6 +99,15 @@ class FederatedTrainer:
     client_update_hook : callable, optional
         ``hook(round, client_index, update) -> update``: simulate faulty or
         poisoned clients (applied to what the client uploads).
+    budget_price : float
+        λ ≥ 0 of the optional budget term λ(b(θ) − β), b(θ) = mean_i c_i σ(θᵀf_i)
+        with the clients' ``costs`` (1 if absent). 0 = off.
+    budget_per_row : float, optional
+        β (budget per row); shifts the value of the term only (not the gradient).
+        Used by :meth:`objective_terms`; None = 0.
+    fairness_weight : float
+        γ ≥ 0 of the optional fairness term γ·Ψ, Ψ over the clients' ``segments``,
+        computed per client and weighted by rows (see :mod:`formulations.federated`). 0 = off.
     random_state : int, optional
     verbose : bool
         Show a rich progress bar.
@@ -133,6 +142,7 @@ class FederatedTrainer:
                  max_drift: float | None = None, max_rollbacks: int = 3, deployed_coef: np.ndarray | None = None,
                  checkpoint_dir: str | Path | None = None, executor: Any = "loop",
                  client_update_hook: Callable[[int, int, np.ndarray], np.ndarray] | None = None,
+                 budget_price: float = 0.0, budget_per_row: float | None = None, fairness_weight: float = 0.0,
                  random_state: int | None = None, verbose: bool = False) -> None:
         self.n_rounds = n_rounds
         self.local_epochs = local_epochs
@@ -169,6 +179,9 @@ class FederatedTrainer:
         self.checkpoint_dir = checkpoint_dir
         self.executor = executor
         self.client_update_hook = client_update_hook
+        self.budget_price = budget_price
+        self.budget_per_row = budget_per_row
+        self.fairness_weight = fairness_weight
         self.random_state = random_state
         self.verbose = verbose
 
@@ -219,6 +232,18 @@ class FederatedTrainer:
                              f"expected a number in (0, {len(clients)}], got {self.clients_per_round}")
         if self.quorum is not None and not (1 <= int(self.quorum) <= len(clients)):
             raise InputError("quorum", f"expected 1 <= quorum <= {len(clients)}, got {self.quorum}")
+        for name in ("budget_price", "fairness_weight"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):
+                raise InputError(name, f"expected a finite number >= 0, got {value}")
+        if self.budget_per_row is not None and not np.isfinite(self.budget_per_row):
+            raise InputError("budget_per_row", f"expected a finite number or None, got {self.budget_per_row}")
+        if (self.budget_price or self.fairness_weight) and self.dp_unit == "user" and (
+                self.noise_multiplier > 0 or np.isfinite(self.clip_norm) or self.target_epsilon is not None):
+            raise InputError("dp_unit", "budget/fairness terms are not supported with user-level DP "
+                                        "(per-user gradients); use dp_unit='client' or turn the terms off")
+        if self.fairness_weight and all(c.segment_index_ is None for c in clients):
+            raise InputError("fairness_weight", "expected segments on at least one client, got none")
 
     def _inclusion_probabilities(self, clients: Sequence[ClientData]) -> np.ndarray:
         K = len(clients)
@@ -372,7 +397,8 @@ class FederatedTrainer:
                 spec = RoundSpec(t, int(self.local_epochs), float(self.local_lr), float(self.l2), float(self.mu),
                                  self.dp_unit, dp, float(self.user_sampling_rate), C,
                                  sigma * C / math.sqrt(sa_quorum) if (dp and self.noise_at == "clients") else 0.0,
-                                 float(self.keep_prob), self.quantize_bits, with_stats)
+                                 float(self.keep_prob), self.quantize_bits, with_stats,
+                                 float(self.budget_price), float(self.fairness_weight))
                 vectors = self._map(pool, theta, data_refs, spec, keep, seeds, alive.tolist())
                 if self.secure_aggregation:
                     # the round starts with every sampled client; the dropped ones never send
@@ -459,5 +485,28 @@ class FederatedTrainer:
         """Mean log-loss (no regularisation) on (X, y)."""
         return log_loss(self.coef_, np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64))
 
+    def objective_terms(self, client_datasets: Sequence[ClientData]) -> dict[str, float]:
+        """Row-weighted terms of the objective at ``coef_`` over ``client_datasets`` (an evaluation helper).
 
-__all__ = ["FederatedTrainer"]
+        Returns ``log_loss`` (unregularised), ``budget_spend`` b(θ), ``budget_penalty``
+        λ(b(θ) − β) and ``fairness_gap`` Ψ_fed = Σ_k (n_k/N) Ψ_k (the per-client
+        fairness term that is trained).
+        """
+        return objective_terms(self.coef_, client_datasets, float(self.budget_price),
+                               float(self.budget_per_row or 0.0))
+
+
+def objective_terms(theta: np.ndarray, client_datasets: Sequence[ClientData], budget_price: float = 0.0,
+                    budget_per_row: float = 0.0) -> dict[str, float]:
+    """Row-weighted log-loss, budget spend/penalty and per-client fairness gap of θ (see the method)."""
+    clients = list(client_datasets)
+    n = np.array([c.n for c in clients], dtype=np.float64)
+    w = n / n.sum()
+    spend = float(sum(wk * budget_spend(theta, c.X, c.costs) for wk, c in zip(w, clients)))
+    return {"log_loss": float(sum(wk * log_loss(theta, c.X, c.y) for wk, c in zip(w, clients))),
+            "budget_spend": spend, "budget_penalty": budget_price * (spend - budget_per_row),
+            "fairness_gap": float(sum(wk * fairness_gap(theta, c.X, c.segment_index_, c.n_segments_)
+                                      for wk, c in zip(w, clients)))}
+
+
+__all__ = ["FederatedTrainer", "objective_terms"]
