@@ -260,6 +260,10 @@ class ShardedDual(DualData):
         except Exception as exc:  # KilledWorker, CancelledError, lost data, closed comms ...
             raise ShardLost(f"{type(exc).__name__}: {exc}") from exc
 
+    def _gather_columns(self, futures) -> list[np.ndarray]:
+        """Gather per-shard tuples of arrays and concatenate them column by column (shard order)."""
+        return [np.concatenate(column) for column in zip(*self._gather(futures))]
+
     def _run(self, fn, *args):
         last = None
         for _ in range(RETRIES):
@@ -329,11 +333,8 @@ class ShardedDual(DualData):
         usage, spend = self._stats(codes_f)
         excess = usage - cap
         if (excess > 0).any():
-            lists = self._gather(self._submit(shard_lowest, price, cost_price, excess, on=codes_f))
-            code = np.concatenate([x[0] for x in lists])
-            red = np.concatenate([x[1] for x in lists])
-            who = np.concatenate([x[2] for x in lists])
-            slot = np.concatenate([x[3] for x in lists])
+            code, red, who, slot = self._gather_columns(
+                self._submit(shard_lowest, price, cost_price, excess, on=codes_f))
             order = np.lexsort((slot, who, red, code))
             code, who, slot = code[order], who[order], slot[order]
             first = np.searchsorted(code, code, side="left")
@@ -343,22 +344,16 @@ class ShardedDual(DualData):
         budget = np.inf if self.budget is None else float(self.budget)
         if spend > budget:
             need = spend - budget
-            lists = self._gather(self._submit(shard_paid_prefix, price, need, budget, on=codes_f))
-            ratio = np.concatenate([x[0] for x in lists])
-            who = np.concatenate([x[1] for x in lists])
-            slot = np.concatenate([x[2] for x in lists])
-            paid = np.concatenate([x[3] for x in lists])
+            ratio, who, slot, paid = self._gather_columns(
+                self._submit(shard_paid_prefix, price, need, budget, on=codes_f))
             pick = cheapest_prefix(ratio, who, slot, paid, need, budget)
             codes_f = self._submit(shard_drop, who[pick], slot[pick], on=codes_f)
             usage, spend = self._stats(codes_f)
         leftover = (cap - usage).reshape(M, T)
         budget_left = max(budget - spend, 0.0)
         for _ in range(rounds):
-            lists = self._gather(self._submit(shard_additions, price, cost_price, leftover.copy(), budget_left,
-                                              on=codes_f))
-            who = np.concatenate([x[0] for x in lists])
-            code = np.concatenate([x[1] for x in lists])
-            r = np.concatenate([x[2] for x in lists])
+            who, code, r = self._gather_columns(
+                self._submit(shard_additions, price, cost_price, leftover.copy(), budget_left, on=codes_f))
             added = 0
             if who.size:
                 order = np.lexsort((who, -r))
@@ -367,13 +362,8 @@ class ShardedDual(DualData):
                 added = int(acc.size)
                 if added:
                     codes_f = self._submit(shard_apply, who[acc], np.full(acc.size, -1), code[acc], on=codes_f)
-            lists = self._gather(self._submit(shard_swaps, price, cost_price, leftover.copy(), budget_left,
-                                              on=codes_f))
-            who = np.concatenate([x[0] for x in lists])
-            slot = np.concatenate([x[1] for x in lists])
-            old = np.concatenate([x[2] for x in lists])
-            new = np.concatenate([x[3] for x in lists])
-            gain = np.concatenate([x[4] for x in lists])
+            who, slot, old, new, gain = self._gather_columns(
+                self._submit(shard_swaps, price, cost_price, leftover.copy(), budget_left, on=codes_f))
             swapped = 0
             if who.size:
                 order = np.lexsort((who, -gain))

@@ -79,4 +79,5 @@ def test_profiles_and_cli_report(tmp_path, capsys):
     bad = tmp_path / "NOMARKERS.md"
     bad.write_text("no markers\n")
     assert main(["bench", "report", str(out), "--readme", str(bad)]) == 2 and bad.read_text() == "no markers\n"
+    assert main(["bench", "report", str(out), "--readme", str(tmp_path / "missing.md")]) == 2
     assert main(["bench", "run", "--suite", "nope", "--out", str(tmp_path / "x.csv")]) == 2

@@ -191,6 +191,8 @@ def readme_performance(results: str | Path) -> str:
 def update_readme(results: str | Path, readme: str | Path) -> None:
     """Replace the generated performance block of ``readme`` (between the markers) atomically."""
     path = Path(readme)
+    if not path.is_file():
+        raise InputError("--readme", f"file {str(path)!r} does not exist")
     text = path.read_text()
     if README_START not in text or README_END not in text:
         raise InputError("--readme", f"{path} has no performance markers ({README_START!r} … {README_END!r})")

@@ -220,7 +220,7 @@ def save_plots(result: OfflineValueResult, out_dir: str | Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from optimizer.io import atomic_path
+    from optimizer.io import write_with
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -237,11 +237,8 @@ def save_plots(result: OfflineValueResult, out_dir: str | Path) -> list[Path]:
     axes[1].set_ylabel("true plan value J")
     fig.suptitle(f"Value of call-centre and branch data (Δℓ = {off['delta_log_loss']:.4f}, ΔJ = {off['delta_J']:.1f})")
     fig.tight_layout()
-    target = out / "offline_value.png"
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+    paths.append(write_with(lambda tmp: fig.savefig(tmp, format="png", dpi=110), out / "offline_value.png"))
     plt.close(fig)
-    paths.append(target)
 
     lat = result.latency_table()
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -250,9 +247,6 @@ def save_plots(result: OfflineValueResult, out_dir: str | Path) -> list[Path]:
     ax.set_ylabel("true plan value J (full model)")
     ax.set_title("Latency sensitivity")
     fig.tight_layout()
-    target = out / "latency.png"
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+    paths.append(write_with(lambda tmp: fig.savefig(tmp, format="png", dpi=110), out / "latency.png"))
     plt.close(fig)
-    paths.append(target)
     return paths
