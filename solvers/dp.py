@@ -23,6 +23,7 @@ rows. Every result carries the bounds the last passes certify.
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +50,7 @@ METHODS = {"vi": "value iteration", "value_iteration": "value iteration",
            "pi": "policy iteration", "policy_iteration": "policy iteration",
            "mpi": "modified policy iteration", "modified_policy_iteration": "modified policy iteration"}
 DEFAULT_MAX_ITER = {"value iteration": 10_000, "policy iteration": 1_000, "modified policy iteration": 10_000}
-PARALLEL_MIN_WORK = 4_000_000   # transition entries a pass must read before threads pay off
+PARALLEL_MIN_WORK = 250_000   # transition entries a pass must read before threads pay off (quiet 2-core machine)
 ELIMINATION_MARGIN = 1e-9   # relative rounding margin of the elimination test
 COMPACT_FRACTION = 0.5      # copy the live rows into a compact CSR once at most this share of pairs is live
 EVAL_RTOL = 1e-12           # Krylov relative residual for policy evaluation
@@ -119,7 +120,7 @@ class PolicyRows:
         rows = np.ascontiguousarray(ops.rows[pairs])
         self.sparse = ops.sparse
         if self.sparse:
-            self.indptr, self.indices, self.data = K.gather_rows(ops.indptr, ops.indices, ops.data, rows)
+            self.indptr, self.indices, self.data = ops.gather(rows, ops.step_parallel)
             self.rows = np.arange(rows.shape[0], dtype=np.int64)
         else:
             self.Qd = ops.Qd
@@ -132,7 +133,10 @@ class Operators:
     Pair indices in and out are the model's. Bellman passes run on a working
     set of live pairs: once MacQueen's test has dropped at least half of the
     pairs of a sparse model, the live rows are copied into a compact CSR so
-    later passes stream them instead of skipping through the full matrix.
+    later passes stream them instead of skipping through the full matrix
+    (rows scattered through memory cost a cache miss each; a compact copy is
+    read at full memory bandwidth). Later compactions shrink that private
+    copy in place, which spares fresh memory and its page faults.
     """
 
     def __init__(self, model: MDPModel, rewards: np.ndarray | None = None, threads: int | None = None) -> None:
@@ -145,15 +149,14 @@ class Operators:
         self.state_ptr = np.ascontiguousarray(model.state_ptr, dtype=np.int64)
         self.sparse = model.is_sparse
         Q = model.transition
-        if self.sparse:   # unsigned positions: see solvers._dp_kernels
-            self.indptr = np.ascontiguousarray(Q.indptr, dtype=np.uint64)
-            self.indices = np.ascontiguousarray(Q.indices, dtype=np.uint32 if self.n < 2 ** 32 else np.uint64)
-            self.data = np.ascontiguousarray(Q.data, dtype=np.float64)
+        if self.sparse:
+            self.indptr, self.indices, self.data = kernel_csr(model)
         else:
             self.Qd = np.ascontiguousarray(Q, dtype=np.float64)
-        row_length = (self.data.size / max(Q.shape[0], 1)) if self.sparse else float(self.n)
-        self.parallel = _use_threads(threads, self.L * row_length)
-        self.step_parallel = _use_threads(threads, self.n * row_length)
+        self.threads = threads
+        self.row_length = (self.data.size / max(Q.shape[0], 1)) if self.sparse else float(self.n)
+        self.parallel = _use_threads(threads, self.L * self.row_length)
+        self.step_parallel = _use_threads(threads, self.n * self.row_length)
         # working set (initially every pair, in model order)
         self.pair_id = np.arange(self.L, dtype=np.int64)
         self._r, self._rows, self._ptr = self.rewards, self.rows, self.state_ptr
@@ -163,6 +166,7 @@ class Operators:
         self.best = np.full(self.n, -1, dtype=np.int64)
         self.q = np.full(self.L, -np.inf)
         self.eliminated = 0
+        self.live = self.L                               # live pairs in the working set
         self._position: np.ndarray | None = None     # model pair -> working index (-1: dropped)
 
     # -------------------------------------------------------------- passes
@@ -174,7 +178,7 @@ class Operators:
         if rewards is None:
             r = self._r
         else:
-            r = rewards if self._position is None else np.ascontiguousarray(rewards[self.pair_id])
+            r = rewards if self.pair_id.size == self.L else np.ascontiguousarray(rewards[self.pair_id])
         if self.sparse:
             fn = K.bellman_sparse_parallel if self.parallel else K.bellman_sparse
             fn(r, self._rows, self._ptr, self._indptr, self._indices, self._data, self.alive, self.beta, v, out,
@@ -188,11 +192,6 @@ class Operators:
         """Greedy model pairs of the last pass (a new array)."""
         return self.pair_id[self.best]
 
-    def _positions(self, pairs: np.ndarray) -> np.ndarray:
-        if self._position is None:
-            return np.asarray(pairs)
-        return self._position[pairs]
-
     def q_of(self, pairs: np.ndarray) -> np.ndarray:
         """q-values of model pairs from the last pass (-inf for dropped pairs)."""
         pos = self._positions(pairs)
@@ -203,35 +202,59 @@ class Operators:
         return (pos >= 0) & (self.alive[np.maximum(pos, 0)] == 1)
 
     def eliminate(self, tv: np.ndarray, span: float) -> int:
-        """MacQueen's test with the span of d = Tv - v from the pass that produced ``self.q``."""
-        if self.beta == 0.0 or not np.isfinite(span):
+        """MacQueen's test with the span of d = Tv - v from the pass that produced ``self.q``; returns the count."""
+        if self.beta == 0.0 or not np.isfinite(span) or self.live == self.n:   # one live pair per state: done
             return 0
         threshold = self.beta * span / (1.0 - self.beta)
-        dropped = int(K.eliminate(self.q, tv, self._ptr, self.alive, self.best, threshold, ELIMINATION_MARGIN))
+        fn = K.eliminate_parallel if self.parallel else K.eliminate
+        dropped = int(fn(self.q, tv, self._ptr, self.alive, self.best, threshold, ELIMINATION_MARGIN))
         self.eliminated += dropped
-        if self.sparse and dropped and int(self.alive.sum()) <= COMPACT_FRACTION * self.alive.size:
+        self.live -= dropped
+        if self.sparse and dropped and self.live <= COMPACT_FRACTION * self.alive.size:
             self._compact()
         return dropped
 
+    def set_alive(self, mask: np.ndarray) -> None:
+        """Restrict the live pairs (one flag per model pair) before the first pass."""
+        self.alive[:] = mask
+        self.live = int(self.alive.sum())
+
     def _compact(self) -> None:
         """Copy the live pairs' rows into a compact working CSR (sparse models)."""
-        keep = self.alive == 1
-        new_index = np.cumsum(keep) - 1
-        self.best = new_index[self.best]
-        self.pair_id = self.pair_id[keep]
-        self.q = self.q[keep]
-        self._r = np.ascontiguousarray(self.rewards[self.pair_id])
-        counts = np.bincount(self.model.states[self.pair_id], minlength=self.n)
-        ptr = np.zeros(self.n + 1, dtype=np.int64)
-        np.cumsum(counts, out=ptr[1:])
-        self._ptr = ptr
-        self._indptr, self._indices, self._data = K.gather_rows(self.indptr, self.indices, self.data,
-                                                                np.ascontiguousarray(self.rows[self.pair_id]))
+        if self._indptr is not self.indptr:   # already a private compact copy: shrink it in place
+            ptr = K.compact_rows_inplace(self._indptr, self._indices, self._data, self.alive)
+            total = int(ptr[-1])
+            self._indptr, self._indices, self._data = ptr, self._indices[:total], self._data[:total]
+        self.pair_id, self.q, self._r, self._ptr, self.best = K.compact_pairs(
+            self.alive, self.best, self.pair_id, self.q, self.rewards, self.model.states, self.n)
+        if self._indptr is self.indptr:
+            self._indptr, self._indices, self._data = self.gather(np.ascontiguousarray(self.rows[self.pair_id]),
+                                                                  self.parallel)
+        self.parallel = _use_threads(self.threads, self.pair_id.size * self.row_length)
         self._rows = np.arange(self.pair_id.size, dtype=np.int64)
         self.alive = np.ones(self.pair_id.size, dtype=np.uint8)
-        position = np.full(self.L, -1, dtype=np.int64)
-        position[self.pair_id] = np.arange(self.pair_id.size)
-        self._position = position
+        self.live = self.pair_id.size
+        self._position = None
+
+    def _positions(self, pairs: np.ndarray) -> np.ndarray:
+        """Working index of model pairs (-1: dropped)."""
+        if self.pair_id.size == self.L:
+            return np.asarray(pairs)
+        if self._position is None:
+            position = np.full(self.L, -1, dtype=np.int64)
+            position[self.pair_id] = np.arange(self.pair_id.size)
+            self._position = position
+        return self._position[pairs]
+
+    def gather(self, rows: np.ndarray, parallel: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Compact CSR copy (indptr, indices, data) of the transition rows ``rows`` (sparse models)."""
+        ptr = K.row_pointers(self.indptr, rows)
+        total = int(ptr[-1])
+        indices = np.empty(total, dtype=self.indices.dtype)
+        data = np.empty(total)
+        (K.copy_rows_parallel if parallel else K.copy_rows)(self.indptr, self.indices, self.data, rows, ptr,
+                                                            indices, data)
+        return ptr, indices, data
 
     # ------------------------------------------------------------ policies
     def policy_rows(self, pairs: np.ndarray, rewards: np.ndarray | None = None) -> PolicyRows:
@@ -342,6 +365,29 @@ class Operators:
                                                            "iterations": counter["n"]}
 
 
+_KERNEL_CSR: "weakref.WeakKeyDictionary[MDPModel, tuple]" = weakref.WeakKeyDictionary()
+_MAX_REWARDS: "weakref.WeakKeyDictionary[MDPModel, np.ndarray]" = weakref.WeakKeyDictionary()
+
+
+def kernel_csr(model: MDPModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's CSR transition as the kernels read it, converted once per model.
+
+    indptr is uint64 and the column indices the narrowest unsigned type that
+    holds n - 1 (uint16 up to 65,536 states): unsigned positions spare numba's
+    negative-index test on every entry (see :mod:`solvers._dp_kernels`) and
+    narrow indices cut the bytes a pass streams, which bound its speed.
+    """
+    arrays = _KERNEL_CSR.get(model)
+    if arrays is None:
+        Q = model.transition
+        n = model.num_states
+        kind = np.uint16 if n <= 2 ** 16 else np.uint32 if n <= 2 ** 32 else np.uint64
+        arrays = (np.ascontiguousarray(Q.indptr, dtype=np.uint64), np.ascontiguousarray(Q.indices, dtype=kind),
+                  np.ascontiguousarray(Q.data, dtype=np.float64))
+        _KERNEL_CSR[model] = arrays
+    return arrays
+
+
 def _single_threaded_blas():
     """BLAS limited to one thread while a Krylov solver runs, if ``threadpoolctl`` is installed.
 
@@ -408,8 +454,12 @@ def _check_v(v_init, n: int) -> np.ndarray | None:
 
 
 def state_max_rewards(model: MDPModel) -> np.ndarray:
-    """max_a r(s, a) per state (QuantEcon's default start for VI and PI)."""
-    return np.maximum.reduceat(model.rewards, model.state_ptr[:-1])
+    """max_a r(s, a) per state (QuantEcon's default start for VI and PI; a new array, computed once per model)."""
+    cached = _MAX_REWARDS.get(model)
+    if cached is None:
+        cached = np.maximum.reduceat(model.rewards, model.state_ptr[:-1])
+        _MAX_REWARDS[model] = cached
+    return cached.copy()
 
 
 # ---------------------------------------------------------------------------

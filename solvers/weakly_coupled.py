@@ -124,7 +124,7 @@ class LagrangianEvaluator:
         if self.problem.horizon is None:
             v0 = modified_policy_iteration(model, epsilon=1e-9, eliminate=False, threads=self.threads).upper
             free_ops = Operators(model, threads=self.threads)
-            free_ops.alive[:] = free_alive
+            free_ops.set_alive(free_alive)
             vf = modified_policy_iteration(model, epsilon=1e-9, eliminate=False, ops=free_ops).lower
             tables = [(v0, vf)]
         else:
@@ -132,7 +132,7 @@ class LagrangianEvaluator:
             v0 = np.zeros((self.T + 1, N))
             vf = np.zeros((self.T + 1, N))
             free_ops = Operators(model, threads=self.threads)
-            free_ops.alive[:] = free_alive
+            free_ops.set_alive(free_alive)
             for t in range(self.T - 1, -1, -1):
                 self.ops.bellman(v0[t + 1], v0[t])
                 free_ops.bellman(vf[t + 1], vf[t])

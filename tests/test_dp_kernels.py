@@ -113,8 +113,44 @@ def test_gather_rows_matches_scipy_row_selection():
     model = _model(7, True)
     ops = Operators(model)
     rows = np.random.default_rng(8).permutation(model.transition.shape[0])[:25].astype(np.int64)
-    ptr, idx, val = K.gather_rows(ops.indptr, ops.indices, ops.data, rows)
     want = model.transition[rows]
-    np.testing.assert_array_equal(ptr.astype(np.int64), want.indptr)
-    np.testing.assert_array_equal(idx.astype(np.int64), want.indices)
-    np.testing.assert_array_equal(val, want.data)
+    for parallel in (False, True):
+        ptr, idx, val = ops.gather(rows, parallel)
+        np.testing.assert_array_equal(ptr.astype(np.int64), want.indptr)
+        np.testing.assert_array_equal(idx.astype(np.int64), want.indices)
+        np.testing.assert_array_equal(val, want.data)
+
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 5000), span=st.floats(0.0, 0.5))
+def test_compacted_working_set_gives_the_same_passes(seed, span):
+    """After MacQueen's test has compacted the live rows, passes equal passes over the full matrix with the same live set."""
+    model = _model(seed, True, n=15, m=4, k=4)
+    rng = np.random.default_rng(seed)
+    v0, v1 = rng.normal(size=model.num_states), rng.normal(size=model.num_states)
+    ops = Operators(model)
+    tv = ops.bellman(v0, np.empty(model.num_states))
+    ops.eliminate(tv, span)
+    live = ops.alive_of(np.arange(model.num_sa_pairs))
+    ops._compact()                                         # force the compact layout
+    full = Operators(model)
+    full.set_alive(live)
+    assert ops.live == full.live == int(live.sum())
+    np.testing.assert_array_equal(ops.bellman(v1, np.empty(model.num_states)),
+                                  full.bellman(v1, np.empty(model.num_states)))
+    np.testing.assert_array_equal(ops.best_pairs(), full.best_pairs())
+    idx = np.flatnonzero(live)
+    np.testing.assert_array_equal(ops.q_of(idx), full.q_of(idx))
+    assert np.isneginf(ops.q_of(np.flatnonzero(~live))).all()
+    # a second compaction shrinks the private copy in place
+    drop = (rng.random(ops.pair_id.size) < 0.5) & ~np.isin(np.arange(ops.pair_id.size), ops.best)
+    ops.alive[drop] = 0
+    live[ops.pair_id[drop]] = False
+    ops._compact()
+    full.set_alive(live)
+    v2 = rng.normal(size=model.num_states)
+    np.testing.assert_array_equal(ops.bellman(v2, np.empty(model.num_states)),
+                                  full.bellman(v2, np.empty(model.num_states)))
+    np.testing.assert_array_equal(ops.best_pairs(), full.best_pairs())
+    np.testing.assert_array_equal(ops.q_of(np.flatnonzero(live)), full.q_of(np.flatnonzero(live)))
