@@ -25,6 +25,19 @@ from optimizer.io import write_text
 HERE = Path(__file__).resolve().parent
 
 
+def verdict(rows: list[list]) -> str:
+    """One line per fairness variant against the issue's targets (gap <= 1e-4, time <= 1.5x no fairness)."""
+    lines = ["Against the issue's targets (gap <= 1e-4 and wall time within 1.5x of the instance without "
+             "fairness):", ""]
+    for name, status, wall, ratio, its, *_, gap, _psi, ok in rows[1:]:
+        met_gap = float(gap) <= 1e-4
+        met_time = float(ratio) <= 1.5
+        lines.append(f"* {name}: gap {gap} ({'met' if met_gap else '**not met**'}), {ratio}x the time "
+                     f"({'met' if met_time else '**not met**'}; {its} iterations against {rows[0][4]}), "
+                     f"verify {'accepts' if ok else '**rejects**'} the plan.")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=1_000_000)
@@ -60,7 +73,7 @@ def main() -> None:
             f"at most {args.max_iter} iterations; wall time includes primal recovery and the fairness repair. "
             f"`verify` checks the plan (and the segment bounds) independently.\n\n"
             + text_table(["variant", "status", "wall s", "× no fairness", "iterations", "objective", "bound", "gap",
-                          "Ψ", "verify ok"], rows) + "\n")
+                          "Ψ", "verify ok"], rows) + "\n\n" + verdict(rows))
     write_text(text, HERE / "fairness.md")
     print(text)
 

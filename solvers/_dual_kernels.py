@@ -474,3 +474,104 @@ def apply_swaps(order, best_slot, best_code, codes, leftover, cost, budget_left,
         budget_left -= delta
         applied += 1
     return applied, budget_left
+
+
+@kernel(inline="always")
+def _helps(row_val, delta, row_rhs, viol):
+    """Does a move with row changes ``delta`` lower the total violation without raising any row's own?"""
+    new = 0.0
+    for r in range(row_val.shape[0]):
+        before = max(0.0, row_val[r] - row_rhs[r])
+        after = max(0.0, row_val[r] + delta[r] - row_rhs[r])
+        if after > before + 1e-12:
+            return False
+        new += after
+    return new < viol - 1e-12
+
+
+@kernel
+def row_swaps(row_coef, row_channels, row_val, row_rhs, T, add_ptr, add_cust, add_val, drop_ptr, drop_cust, drop_slot,
+              drop_val, codes, leftover, cost, budget_left):
+    """Greedy cheapest moves that reduce the violation of the segment rows (fairness repair).
+
+    A move either adds a customer's contact into a cell with leftover
+    capacity (and budget) or swaps it for another customer's contact in the
+    same cell (capacity and spend unchanged). Candidates come as CSR slices
+    per (cell, segment) key (c*S + s, c = m*T + t): additions best value
+    first (``add_*``), drops cheapest first (``drop_*``). The value lost by a
+    move is ``-add`` (an addition) or ``drop - add`` (a swap); every step
+    takes the cheapest move over all cells and segment pairs among those that
+    lower the total violation ``sum_r max(0, row_val[r] - row_rhs[r])``
+    without raising any row's own violation (rows are not traded against
+    each other). Stops when every row holds or no move helps. Updates codes,
+    leftover (M, T) and row_val in place; returns (moves, budget left, value
+    lost).
+    """
+    R, S = row_coef.shape
+    n_cells = (add_ptr.shape[0] - 1) // S
+    a_pos = add_ptr[:-1].copy()
+    d_pos = drop_ptr[:-1].copy()
+    delta = np.zeros(R)
+    best_delta = np.zeros(R)
+    moves = 0
+    lost = 0.0
+    viol = 0.0
+    for r in range(R):
+        viol += max(0.0, row_val[r] - row_rhs[r])
+    while viol > 1e-9:
+        best_loss = np.inf
+        best_add = -1
+        best_drop = -1
+        for c in range(n_cells):
+            m = c // T
+            t = c % T
+            free = leftover[m, t] > 0 and cost[m] <= budget_left
+            for s_add in range(S):
+                j = a_pos[c * S + s_add]
+                if j >= add_ptr[c * S + s_add + 1]:
+                    continue
+                if free:
+                    loss = -add_val[j]
+                    if loss < best_loss:
+                        for r in range(R):
+                            delta[r] = row_coef[r, s_add] if row_channels[r, m] else 0.0
+                        if _helps(row_val, delta, row_rhs, viol):
+                            best_loss, best_add, best_drop = loss, c * S + s_add, -1
+                            best_delta[:] = delta
+                for s_drop in range(S):      # a swap may help where an addition would not
+                    p = d_pos[c * S + s_drop]
+                    if s_drop == s_add or p >= drop_ptr[c * S + s_drop + 1]:
+                        continue
+                    loss = drop_val[p] - add_val[j]
+                    if loss >= best_loss:
+                        continue
+                    for r in range(R):
+                        delta[r] = (row_coef[r, s_add] - row_coef[r, s_drop]) if row_channels[r, m] else 0.0
+                    if _helps(row_val, delta, row_rhs, viol):
+                        best_loss, best_add, best_drop = loss, c * S + s_add, c * S + s_drop
+                        best_delta[:] = delta
+        if best_add < 0:
+            break
+        c = best_add // S
+        m = c // T
+        t = c % T
+        i = add_cust[a_pos[best_add]]
+        for q in range(codes.shape[1]):
+            if codes[i, q] < 0:
+                codes[i, q] = c
+                break
+        a_pos[best_add] += 1
+        if best_drop >= 0:
+            p = d_pos[best_drop]
+            codes[drop_cust[p], drop_slot[p]] = -1
+            d_pos[best_drop] += 1
+        else:
+            leftover[m, t] -= 1
+            budget_left -= cost[m]
+        viol = 0.0
+        for r in range(R):
+            row_val[r] += best_delta[r]
+            viol += max(0.0, row_val[r] - row_rhs[r])
+        lost += best_loss
+        moves += 1
+    return moves, budget_left, lost

@@ -40,6 +40,8 @@ SAMPLE_FROM = 200_000  # customers from which starting prices come from a sample
 SAMPLE_MIN = 20_000    # customers in that sample (at least) ...
 SAMPLE_SHARE = 50      # ... or 1/50 of the customers
 SAMPLE_GAP = 1e-3      # gap at which the sample stage stops
+POLISH_CELLS = 40_000  # customer-channel-day cells up to which an open gap is closed by an exact MIP (see polish)
+POLISH_SECONDS = 30.0  # time limit of that MIP when the solve has none
 
 
 def is_available() -> bool:
@@ -201,9 +203,68 @@ def solve(problem: PlanningProblem, options: SolveOptions) -> SolveResult:
         threads = 1     # a parallel region costs more than it saves on a few chunks (and stalls on busy machines)
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     try:
-        return run(DualData(problem), options, sw, budget_given=problem.budget is not None)
+        data = DualData(problem)
+        result = run(data, options, sw, budget_given=problem.budget is not None)
+        return polish(problem, data, result, options)
     finally:
         numba.set_num_threads(previous_threads)
+
+
+def polish(problem: PlanningProblem, data: DualData, result: SolveResult, options: SolveOptions) -> SolveResult:
+    """Close the gap left on a small instance with an exact MIP over the cells Lagrangian fixing keeps.
+
+    For prices y >= 0 every plan x satisfies value(x) <= L(y) + r_c for each
+    cell c it uses, r_c being the cell's reduced utility at y (the customer's
+    other contacts form a pattern worth at most that customer's optimum, and
+    the relaxed rows only lower the bound). A cell with r_c < -(bound -
+    objective) therefore lies in no plan better than the incumbent: it is
+    fixed to zero, and HiGHS solves the MIP over the remaining cells. The
+    full optimum is then max(incumbent, restricted optimum), so the bound
+    becomes min(bound, max(objective, restricted MIP bound)) — for these
+    problems ``plan.bound`` is then no longer the Lagrangian (LP) bound; the
+    message says so. Used only for hard segment rows (the recovery's repair
+    is a heuristic there and integrality gaps are large on small instances)
+    without a fairness penalty (HiGHS has no MIQP), when the dual method
+    stops above the requested gap on at most ``POLISH_CELLS`` cells (the
+    MIP gets the time the solve has left, ``POLISH_SECONDS`` without a
+    limit; stopped early, its incumbent and bound are used as they are);
+    ``solve(..., polish=False)`` turns it off.
+    """
+    n, M, T = problem.shape
+    gap = result.gap
+    best_y = result.info.pop("best_y", None)
+    if (best_y is None or not data.n_rows or data.gamma or not options.extra.get("polish", True)
+            or n * M * T > POLISH_CELLS or gap is None or gap <= options.rel_gap or result.bound is None
+            or result.status == Status.NO_SOLUTION):
+        return result
+    from solvers import highs_direct
+
+    price, mu = data.prices(best_y)
+    shift = data.shift(best_y)
+    seg = data.seg if data.seg.shape[0] > 1 else np.zeros(n, dtype=np.int64)
+    reduced = (problem.utility - price[None, :, :] - (mu * data.cost)[None, :, None]
+               - shift[seg][:, :, None])
+    slack = (result.bound - result.objective) * (1.0 + 1e-9) + 1e-9
+    keep = reduced >= -slack
+    utility = np.where(keep, problem.utility, -np.inf)
+    remaining = POLISH_SECONDS if options.time_limit is None else max(options.time_limit - result.wall_time, 1.0)
+    exact = highs_direct.solve(problem.replace(utility=utility),
+                               SolveOptions(time_limit=remaining, rel_gap=options.rel_gap, threads=options.threads))
+    if exact.status not in (Status.OPTIMAL, Status.FEASIBLE, Status.TIME_LIMIT) or exact.bound is None:
+        return result
+    objective, plan = result.objective, result.assignment_indices
+    if exact.assignment_indices is not None and exact.objective > objective:
+        objective, plan = exact.objective, exact.assignment_indices
+    bound = min(result.bound, max(objective, exact.bound))
+    new_gap = relative_gap(bound, objective)
+    status = Status.OPTIMAL if new_gap is not None and new_gap <= options.rel_gap else result.status
+    info = dict(result.info, polish={"cells_kept": int(keep.sum()), "cells": int(keep.size),
+                                     "mip_status": str(exact.status), "mip_time": exact.wall_time})
+    return SolveResult(status=status, assignment_indices=plan, objective=objective, bound=bound, gap=new_gap,
+                       duals=result.duals, iterations=result.iterations, wall_time=result.wall_time + exact.wall_time,
+                       build_time=result.build_time, solve_time=result.solve_time + exact.wall_time, method=NAME,
+                       message=result.message + f"; exact MIP over {int(keep.sum()):,} of {keep.size:,} cells "
+                       "(Lagrangian fixing)", info=info)
 
 
 def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool) -> SolveResult:
@@ -253,7 +314,7 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
         iterations=result.iterations, wall_time=sw.total(), build_time=build_time, solve_time=solve_time,
         method=NAME, message=f"level bundle: {result.iterations} iterations"
         + (f" after {sample_iterations} on a {sample_size:,}-customer sample" if use_sample else ""),
-        info={"history": result.history, "lower_bound": result.lower, "dimension": data.dim,
+        info={"history": result.history, "lower_bound": result.lower, "dimension": data.dim, "best_y": result.best_y,
               "sample_iterations": sample_iterations, "sample_size": sample_size if use_sample else 0,
               "prices": [h.get("y") for h in result.history] if options.extra.get("record_prices") else None},
     )

@@ -25,7 +25,7 @@ import numpy as np
 
 from solvers import _dual_kernels as K
 
-MAX_MOVES = 400
+MAX_MOVES = 50     # moves of the one-at-a-time stage after the bulk swaps (which do the heavy lifting)
 TOL = 1e-9
 
 
@@ -45,10 +45,67 @@ def _row_values(data, seg, m) -> np.ndarray:
     return np.einsum("rs,sr->r", f.row_coef, usage @ f.row_channels.T.astype(np.float64))
 
 
+def swap_rows(data, codes, price, cost_price, shift, leftover, budget_left, rounds: int = 3) -> float:
+    """Bulk first stage of the repair: cheapest additions and same-cell swaps for the violated rows.
+
+    Candidates: every customer of a segment some violated row favours gets
+    its best feasible contact on those rows' channels (capacity aside: a swap
+    frees the cell), and every contact on those channels may be dropped.
+    :func:`solvers._dual_kernels.row_swaps` then takes the cheapest moves that
+    lower the total violation without raising any row's own, so rows are not
+    traded against each other. A few rounds, since a customer offers one
+    candidate per round. Returns the budget left; ``codes`` and ``leftover``
+    are updated in place.
+    """
+    f = data.fair
+    T, M = data.T, data.M
+    n_cells, S = M * T, data.n_segments
+    big = np.ones_like(leftover)
+    for _ in range(rounds):
+        rows, slot, m, t, seg, reduced = _entries(data, codes, price, cost_price, shift)
+        row_val = _row_values(data, seg, m)
+        violated = row_val - data.row_rhs > TOL
+        if not violated.any():
+            break
+        favoured = (f.row_coef[violated] < 0).any(axis=0)
+        group = f.row_channels[violated].any(axis=0)
+        if not favoured.any():
+            break
+        target = np.full_like(shift, np.inf)
+        target[np.ix_(favoured, group)] = shift[np.ix_(favoured, group)]
+        best_code, best_r = K.best_additions(data.u, data.cell_ok, price, cost_price, data.cost, data.limits,
+                                             data.gap, codes, big, np.inf, 2048, data.seg, target,
+                                             np.ones(M, dtype=bool))
+        add_cust = np.flatnonzero(best_code >= 0)
+        if add_cust.size == 0:
+            break
+        add_cell = best_code[add_cust]
+        add_seg = data.seg[add_cust] if data.seg.shape[0] > 1 else np.zeros(add_cust.size, dtype=np.int64)
+        add_val = best_r[add_cust] + shift[add_seg, add_cell // T]        # value without the fairness price
+        add_key = add_cell * S + add_seg
+        drop = np.flatnonzero(group[m])
+        drop_key = (m[drop] * T + t[drop]) * S + seg[drop]
+        drop_val = reduced[drop] + shift[seg[drop], m[drop]]
+        a_order = np.lexsort((-add_val, add_key))
+        d_order = np.lexsort((drop_val, drop_key))
+        add_ptr = np.zeros(n_cells * S + 1, dtype=np.int64)
+        np.cumsum(np.bincount(add_key, minlength=n_cells * S), out=add_ptr[1:])
+        drop_ptr = np.zeros(n_cells * S + 1, dtype=np.int64)
+        np.cumsum(np.bincount(drop_key, minlength=n_cells * S), out=drop_ptr[1:])
+        moves, budget_left, _ = K.row_swaps(
+            f.row_coef, f.row_channels, row_val, data.row_rhs, T, add_ptr, add_cust[a_order], add_val[a_order],
+            drop_ptr, rows[drop][d_order].astype(np.int64), slot[drop][d_order].astype(np.int64), drop_val[d_order],
+            codes, leftover, data.cost, float(budget_left))
+        if moves == 0:
+            break
+    return budget_left
+
+
 def repair_rows(data, codes, price, cost_price, shift, leftover, budget_left) -> tuple[bool, float]:
     """Repair ``codes`` in place; returns (all rows satisfied, budget left)."""
     f = data.fair
     customers = np.arange(data.n, dtype=np.int64)
+    budget_left = swap_rows(data, codes, price, cost_price, shift, leftover, budget_left)
     for _ in range(MAX_MOVES):
         rows, slot, m, t, seg, reduced = _entries(data, codes, price, cost_price, shift)
         viol = _row_values(data, seg, m) - data.row_rhs

@@ -64,12 +64,20 @@ def test_dual_agrees_with_the_exact_plan(kw):
     assert dual.objective == pytest.approx(exact.objective, rel=1e-3)
 
 
-def test_dual_relative_minimum_is_feasible_with_a_valid_bound():
-    problem = unfair_problem(1, n=120, segment_bounds=BOUNDS["relative-min-ch1"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_dual_relative_minimum_agrees_with_the_exact_plan(seed):
+    problem = unfair_problem(seed, n=120, segment_bounds=BOUNDS["relative-min-ch1"])
     exact = solve(problem, method="highs", rel_gap=1e-7)
+    # the dual method alone: feasible, valid bound, the repair's loss within its certified gap
+    alone = solve(problem, method="dual", rel_gap=1e-5, polish=False)
+    assert verify(problem, alone).ok and alone.bound >= exact.objective - 1e-9 * abs(exact.objective)
+    assert alone.objective >= exact.objective - alone.gap * abs(alone.bound) - 1e-9
+    # with the exact MIP over the cells Lagrangian fixing keeps (the default on small instances)
     dual = solve(problem, method="dual", rel_gap=1e-5)
-    assert verify(problem, dual).ok and dual.bound >= exact.objective - 1e-9
-    assert dual.objective == pytest.approx(exact.objective, rel=2e-2)   # repair heuristic: see docs/fairness.md
+    assert verify(problem, dual).ok and dual.bound >= exact.objective - 1e-9 * abs(exact.objective)
+    assert dual.objective == pytest.approx(exact.objective, rel=1e-3)
+    assert dual.objective >= alone.objective - 1e-9
+    assert "Lagrangian fixing" in dual.message or alone.gap <= 1e-5
 
 
 @pytest.mark.parametrize("seed", range(3))
