@@ -31,8 +31,8 @@ from solvers.dual_data import DualData
 
 NAME = "dual"
 MAX_ITER = 500
-LIGHT_ROUNDS = 1      # add/swap rounds of the recoveries during the iterations (the returned plan gets a full one);
-#                       one round is enough to steer the loop: 10k 0.24 -> 0.19 s, 1M 7.7 s/34 it -> 5.1 s/25 it
+LIGHT_ROUNDS = 2      # add/swap rounds of the recoveries during the iterations (the returned plan gets a full one).
+#                       Their plans also lift the level's floor; with one round the 1M fairness instances stalled
 RECOVER_NEAR = 10     # recover at every new best price once the dual interval is within this many rel_gaps
 RECOVER_EVERY = 10    # ... and at least every this many iterations before
 DUAL_CLOSED = 0.01    # dual interval, relative to rel_gap, at which the dual counts as solved
