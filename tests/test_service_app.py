@@ -115,6 +115,16 @@ def test_malformed_requests_are_4xx_with_a_message_never_500(client, body, statu
     assert r.json()["error"]
 
 
+def test_decide_fast_path_leaves_the_rest_to_fastapi(client, engine):
+    """POST /decide skips FastAPI's routing; other methods on it and the other endpoints still go through it."""
+    assert client.app.state.engine is engine                     # attribute look-ups reach the FastAPI app
+    assert client.get("/decide").status_code == 405
+    chunked = client.post("/decide", content=iter([b'{"unit_id": ', json.dumps(known_unit(engine)).encode(), b"}"]))
+    assert chunked.status_code == 200 and chunked.json()["unit_id"] == known_unit(engine)
+    assert chunked.headers["content-type"] == "application/json"
+    assert client.get("/health").status_code == 200
+
+
 def test_decision_record_is_complete_and_reproduces_the_draw(client, engine):
     unit = known_unit(engine)
     out = [client.post("/decide", json={"unit_id": unit, "context": {"now": 1_900_000_000 + i}}).json()
