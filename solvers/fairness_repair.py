@@ -1,7 +1,9 @@
 """Make a recovered plan meet the hard segment bounds (rows of :mod:`formulations.fairness`).
 
-Each row reads ``sum_i a[r, seg(i)] X_i,g_r <= b_r``. While some row is
-violated, take the most violated one and, in this order:
+Each row reads ``sum_i a[r, seg(i)] X_i,g_r <= b_r``. The bulk stage
+(:func:`swap_rows`) first takes the cheapest additions and same-cell swaps
+that lower the total violation without raising any row's own. While some row
+is still violated, take the most violated one and, in this order:
 
 1. add the best feasible contacts (largest reduced utility, within capacity,
    budget, contact limit and spacing) of customers whose segment has
