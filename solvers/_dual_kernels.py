@@ -504,8 +504,7 @@ def row_swaps(row_coef, row_channels, row_val, row_rhs, T, add_ptr, add_cust, ad
     lower the total violation ``sum_r max(0, row_val[r] - row_rhs[r])``
     without raising any row's own violation (rows are not traded against
     each other). Stops when every row holds or no move helps. Updates codes,
-    leftover (M, T) and row_val in place; returns (moves, budget left, value
-    lost).
+    leftover (M, T) and row_val in place; returns (moves, budget left).
     """
     R, S = row_coef.shape
     n_cells = (add_ptr.shape[0] - 1) // S
@@ -514,7 +513,6 @@ def row_swaps(row_coef, row_channels, row_val, row_rhs, T, add_ptr, add_cust, ad
     delta = np.zeros(R)
     best_delta = np.zeros(R)
     moves = 0
-    lost = 0.0
     viol = 0.0
     for r in range(R):
         viol += max(0.0, row_val[r] - row_rhs[r])
@@ -572,6 +570,5 @@ def row_swaps(row_coef, row_channels, row_val, row_rhs, T, add_ptr, add_cust, ad
         for r in range(R):
             row_val[r] += best_delta[r]
             viol += max(0.0, row_val[r] - row_rhs[r])
-        lost += best_loss
         moves += 1
-    return moves, budget_left, lost
+    return moves, budget_left

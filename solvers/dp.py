@@ -221,15 +221,15 @@ class Operators:
 
     def _compact(self) -> None:
         """Copy the live pairs' rows into a compact working CSR (sparse models)."""
-        if self._indptr is not self.indptr:   # already a private compact copy: shrink it in place
+        self.pair_id, self.q, self._r, self._ptr, self.best = K.compact_pairs(
+            self.alive, self.best, self.pair_id, self.q, self.rewards, self.model.states, self.n)
+        if self._indptr is self.indptr:       # still the model's matrix: copy the live rows out
+            self._indptr, self._indices, self._data = self.gather(np.ascontiguousarray(self.rows[self.pair_id]),
+                                                                  self.parallel)
+        else:                                 # already a private compact copy: shrink it in place
             ptr = K.compact_rows_inplace(self._indptr, self._indices, self._data, self.alive)
             total = int(ptr[-1])
             self._indptr, self._indices, self._data = ptr, self._indices[:total], self._data[:total]
-        self.pair_id, self.q, self._r, self._ptr, self.best = K.compact_pairs(
-            self.alive, self.best, self.pair_id, self.q, self.rewards, self.model.states, self.n)
-        if self._indptr is self.indptr:
-            self._indptr, self._indices, self._data = self.gather(np.ascontiguousarray(self.rows[self.pair_id]),
-                                                                  self.parallel)
         self.parallel = _use_threads(self.threads, self.pair_id.size * self.row_length)
         self._rows = np.arange(self.pair_id.size, dtype=np.int64)
         self.alive = np.ones(self.pair_id.size, dtype=np.uint8)

@@ -124,7 +124,7 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
         if recovered_y is not best_y and (recovered_y is None or dual_gap <= RECOVER_NEAR * rel_gap
                                           or it % RECOVER_EVERY == 0):
             at = best_y
-            if data.has_budget_price and tune == "near" and dual_gap <= 10 * rel_gap:
+            if data.has_budget_price and tune == "near" and dual_gap <= RECOVER_NEAR * rel_gap:
                 at, evals = data.tune_budget_price(best_y)
                 for yy, ff, gg in evals:
                     bundle.add_cut(yy, ff, gg)
@@ -236,15 +236,14 @@ def polish(problem: PlanningProblem, data: DualData, result: SolveResult, option
     """
     n, M, T = problem.shape
     gap = result.gap
-    best_y = result.info.pop("best_y", None)
-    if (best_y is None or not data.n_rows or data.gamma or not options.extra.get("polish", True)
-            or n * M * T > POLISH_CELLS or gap is None or gap <= options.rel_gap or result.bound is None
-            or result.status == Status.NO_SOLUTION):
+    if (not data.n_rows or data.gamma or not options.extra.get("polish", True) or n * M * T > POLISH_CELLS
+            or gap is None or gap <= options.rel_gap or result.bound is None or result.status == Status.NO_SOLUTION):
         return result
     from solvers import highs_direct
 
-    price, mu = data.prices(best_y)
-    shift = data.shift(best_y)
+    y = data.coords(result.duals)          # the best prices, back from the plan's shadow prices
+    price, mu = data.prices(y)
+    shift = data.shift(y)
     seg = data.seg if data.seg.shape[0] > 1 else np.zeros(n, dtype=np.int64)
     reduced = (problem.utility - price[None, :, :] - (mu * data.cost)[None, :, None]
                - shift[seg][:, :, None])
@@ -318,7 +317,7 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
         iterations=result.iterations, wall_time=sw.total(), build_time=build_time, solve_time=solve_time,
         method=NAME, message=f"level bundle: {result.iterations} iterations"
         + (f" after {sample_iterations} on a {sample_size:,}-customer sample" if use_sample else ""),
-        info={"history": result.history, "lower_bound": result.lower, "dimension": data.dim, "best_y": result.best_y,
+        info={"history": result.history, "lower_bound": result.lower, "dimension": data.dim,
               "sample_iterations": sample_iterations, "sample_size": sample_size if use_sample else 0,
               "prices": [h.get("y") for h in result.history] if options.extra.get("record_prices") else None},
     )

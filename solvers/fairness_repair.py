@@ -94,7 +94,7 @@ def swap_rows(data, codes, price, cost_price, shift, leftover, budget_left, roun
         np.cumsum(np.bincount(add_key, minlength=n_cells * S), out=add_ptr[1:])
         drop_ptr = np.zeros(n_cells * S + 1, dtype=np.int64)
         np.cumsum(np.bincount(drop_key, minlength=n_cells * S), out=drop_ptr[1:])
-        moves, budget_left, _ = K.row_swaps(
+        moves, budget_left = K.row_swaps(
             f.row_coef, f.row_channels, row_val, data.row_rhs, T, add_ptr, add_cust[a_order], add_val[a_order],
             drop_ptr, rows[drop][d_order].astype(np.int64), slot[drop][d_order].astype(np.int64), drop_val[d_order],
             codes, leftover, data.cost, float(budget_left))
