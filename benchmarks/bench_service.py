@@ -300,7 +300,8 @@ def run_load(args: argparse.Namespace, rows: list[str]) -> None:
     rows.append(f"Server start-up (demo build) {startup:.1f} s. Warm-up {args.warmup} requests "
                 "(counted in the records).")
     rows.append(f"`uptime` before: `{up_before}`; after: `{up_after}`.\n")
-    rows.append("Server-side in-process p95 per component after the run (from `/metrics`, last 10,000 decisions):\n")
+    rows.append("Server-side p95 per component of the decisions' batches after the run (from `/metrics`, last "
+                "10,000 decisions; the server decides the requests that arrive together as one batch):\n")
     rows += [f"    {line}" for line in server_p95]
 
 

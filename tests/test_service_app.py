@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from formulations.errors import InputError
 from optimizer.service.engine import EngineConfig
 from optimizer.service.governance import GovernanceConfig
 from optimizer.service.model import FEATURE_NAMES, MASK_GROUPS
@@ -257,3 +258,67 @@ def test_serve_without_demo_is_a_one_line_error(capsys):
 
     assert main(["serve"]) == 2
     assert capsys.readouterr().err.startswith("error: --demo:")
+
+
+def test_batched_decisions_equal_one_by_one(tmp_path):
+    """decide_many (first request of every unit together, repeats in later rounds) = deciding one at a time."""
+    a, b = small_engine(tmp_path / "a"), small_engine(tmp_path / "b")
+    b.instance = a.instance                                   # same decision ids, hence the same draws
+    units = sorted(a.store.state.customers)[:5]
+    t = 1_900_000_000
+    for eng in (a, b):                                        # one more contact reaches units[0]'s cap
+        eng.contacts[units[0]].extend([(t * 1_000_000 - 10 ** 6, 1, 7)] * (eng.config.contact_cap - 1))
+    requests = [(units[0], {"now": t + i}) for i in range(6)]
+    requests += [(u, {"now": t + 10, "consent": {"profiling": False}}) for u in units[1:3]]
+    requests += [(units[3], {"now": t + 11, "channels": {"email": False, "push": False}}),
+                 (units[4], {"now": t + 12, "recent_items": [1, 2, 3]}), ("unknown-unit", {"now": t + 13}),
+                 (5, None), (units[1], {"now": t + 14, "consent": {"nope": True}}), (units[1], {"now": t + 15})]
+    requests = requests[::2] + requests[1::2]                                       # interleave the repeats
+    batched = a.decide_many(requests)
+    single = []
+    for unit, context in requests:
+        try:
+            single.append(b.decide(unit, context))
+        except InputError as exc:
+            single.append(exc)
+    assert [str(x) if isinstance(x, InputError) else x for x in batched] == \
+           [str(x) if isinstance(x, InputError) else x for x in single]
+    assert sum(isinstance(x, InputError) for x in batched) == 2
+    strip = lambda rec: {k: v for k, v in rec.items() if k not in ("latency_ms", "batch")}   # noqa: E731
+    ra, rb = records(a), records(b)
+    assert sorted(map(json.dumps, map(strip, ra))) == sorted(map(json.dumps, map(strip, rb)))
+    assert max(r["batch"] for r in ra) > 1 and all(r["batch"] == 1 for r in rb)
+    a.close()
+    b.close()
+
+
+def test_concurrent_posts_are_decided_in_one_batch(engine):
+    """Bodies that reach DecideFastPath in the same event-loop turn share one engine batch; bad ones get their 4xx."""
+    import asyncio
+
+    from optimizer.service.app import create_app
+
+    app = create_app(engine, admin_token=TOKEN)
+    units = sorted(engine.store.state.customers)[:8]
+    bodies = [json.dumps({"unit_id": u}).encode() for u in units] + [b"{not json", b'{"unit_id": 3}']
+
+    async def post(body):
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await app({"type": "http", "path": "/decide", "method": "POST"}, receive, send)
+        return sent[0]["status"], json.loads(sent[1]["body"])
+
+    async def main():
+        return await asyncio.gather(*(post(body) for body in bodies))
+
+    out = asyncio.run(main())
+    assert [s for s, _ in out] == [200] * len(units) + [400, 422]
+    assert [o["unit_id"] for _, o in out[:len(units)]] == units
+    assert "unit_id" in out[-1][1]["error"]
+    assert [r["batch"] for r in records(engine)] == [len(units)] * len(units)

@@ -44,6 +44,7 @@ def serve_cmd(
         raise InputError("--latency-budget-ms", f"expected a positive number, got {latency_budget_ms}")
     if state_dir.exists() and not state_dir.is_dir():
         raise InputError("--state-dir", f"{str(state_dir)!r} is not a directory")
+    import gc
     import time
 
     import uvicorn
@@ -59,4 +60,6 @@ def serve_cmd(
     status = engine.status()
     typer.echo(f"serving model {status['model_id']} ({status['customers']} customers, {status['events']} events, "
                f"{status['decisions']} decision records) on http://{host}:{port}", err=True)
-    uvicorn.run(create_app(engine), host=host, port=port, log_level="warning", access_log=False)
+    gc.freeze()     # the demo state is long-lived: keep it out of the collector's scans (shorter GC pauses)
+    uvicorn.run(create_app(engine), host=host, port=port, log_level="warning", access_log=False,
+                proxy_headers=False)

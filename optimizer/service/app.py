@@ -23,6 +23,7 @@ only when an app is created.
 """
 
 
+import asyncio
 import hmac
 import json
 import os
@@ -43,6 +44,7 @@ def create_app(engine: Any, admin_token: str | None = None) -> Any:
     from fastapi import FastAPI, Request
     from fastapi.responses import PlainTextResponse, Response
 
+    to_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
     token = admin_token if admin_token is not None else os.environ.get(TOKEN_ENV)
 
     @asynccontextmanager
@@ -56,7 +58,7 @@ def create_app(engine: Any, admin_token: str | None = None) -> Any:
     def encode(body: Any, status: int) -> bytes:
         if status >= 400:
             engine.metrics.http_errors[status] += 1
-        return json.dumps(body, separators=(",", ":"), default=str).encode()
+        return to_json(body).encode()
 
     def reply(body: Any, status: int = 200) -> Response:
         return Response(encode(body, status), status_code=status, media_type="application/json")
@@ -68,22 +70,27 @@ def create_app(engine: Any, admin_token: str | None = None) -> Any:
         except (ValueError, UnicodeDecodeError) as exc:
             return None, encode({"error": f"body: expected JSON ({exc})"}, 400)
 
-    def decide_bytes(raw: bytes) -> tuple[int, bytes]:
-        """The whole ``POST /decide`` exchange on raw bytes: (status, JSON body)."""
-        body, bad = parse(raw)
-        if bad is not None:
-            return 400, bad
-        if not isinstance(body, dict):
-            return 422, encode({"error": "body: expected an object {\"unit_id\": str, \"context\": {...}}"}, 422)
-        unknown = sorted(set(body) - {"unit_id", "context"})
-        if unknown:
-            return 422, encode({"error": f"{unknown[0]}: unknown field"}, 422)
-        if "unit_id" not in body:
-            return 422, encode({"error": "unit_id: missing"}, 422)
-        try:
-            return 200, encode(engine.decide(body["unit_id"], body.get("context")), 200)
-        except InputError as exc:
-            return 422, encode({"error": str(exc)}, 422)
+    def decide_many_bytes(raws: list) -> list:
+        """Whole ``POST /decide`` exchanges on raw bodies, decided as one batch: [(status, JSON body)]."""
+        out: list = [None] * len(raws)
+        valid, requests = [], []
+        for i, raw in enumerate(raws):
+            body, bad = parse(raw)
+            if bad is not None:
+                out[i] = 400, bad
+            elif not isinstance(body, dict):
+                out[i] = 422, encode({"error": "body: expected an object {\"unit_id\": str, \"context\": {...}}"},
+                                     422)
+            elif set(body) - {"unit_id", "context"}:
+                out[i] = 422, encode({"error": f"{sorted(set(body) - {'unit_id', 'context'})[0]}: unknown field"}, 422)
+            elif "unit_id" not in body:
+                out[i] = 422, encode({"error": "unit_id: missing"}, 422)
+            else:
+                valid.append(i)
+                requests.append((body["unit_id"], body.get("context")))
+        for i, res in zip(valid, engine.decide_many(requests)):
+            out[i] = (422, encode({"error": str(res)}, 422)) if isinstance(res, InputError) else (200, encode(res, 200))
+        return out
 
     async def body_json(request: Request) -> tuple[Any, Response | None]:
         body, bad = parse(await request.body())
@@ -95,7 +102,7 @@ def create_app(engine: Any, admin_token: str | None = None) -> Any:
 
     @app.post("/decide")
     async def decide(request: Request) -> Response:      # POST is served by DecideFastPath; the route gives 405s
-        status, payload = decide_bytes(await request.body())
+        status, payload = decide_many_bytes([await request.body()])[0]
         return Response(payload, status_code=status, media_type="application/json")
 
     @app.post("/events")
@@ -150,27 +157,45 @@ def create_app(engine: Any, admin_token: str | None = None) -> Any:
             return reply({"error": str(exc)}, 409)
         return reply({"error": f"admin: unknown action {action!r}"}, 404)
 
-    return DecideFastPath(app, decide_bytes)
+    return DecideFastPath(app, decide_many_bytes)
 
 
 class DecideFastPath:
-    """The ASGI entry point: ``POST /decide`` is answered here, everything else by the FastAPI app.
+    """The ASGI entry point: ``POST /decide`` is answered here, in batches; everything else by FastAPI.
 
     The hot endpoint skips routing, the Request/Response objects and the
     middleware stack (the same validation and messages run in
-    ``decide_bytes``): about 10–30% more requests per second on the 2-core
-    machine (benchmarks/service.md), where one server process is the limit.
-    Attribute look-ups (``state``, ``routes`` ...) go to the FastAPI app.
+    ``decide_many_bytes``). Bodies that arrive in the same turn of the event
+    loop are decided together: the first one schedules a flush with
+    ``call_soon`` and every request waits for its own answer, so one request
+    alone is served at once, and under load one ANN, model and policy call
+    serve the whole batch (the engine's ``decide_many`` gives the decisions
+    one-by-one deciding would). Attribute look-ups (``state``, ``routes`` ...)
+    go to the FastAPI app.
     """
 
     HEADERS = [(b"content-type", b"application/json")]
 
-    def __init__(self, app: Any, decide_bytes: Any) -> None:
+    def __init__(self, app: Any, decide_many_bytes: Any) -> None:
         self.app = app
-        self.decide_bytes = decide_bytes
+        self.decide_many_bytes = decide_many_bytes
+        self.pending: list = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        try:
+            results = self.decide_many_bytes([raw for raw, _ in batch])
+        except BaseException as exc:        # never leave a request waiting
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            raise
+        for (_, fut), res in zip(batch, results):
+            if not fut.done():
+                fut.set_result(res)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != "/decide" or scope["method"] != "POST":
@@ -184,7 +209,12 @@ class DecideFastPath:
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        status, payload = self.decide_bytes(b"".join(chunks))
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self.pending.append((b"".join(chunks), fut))
+        if len(self.pending) == 1:
+            loop.call_soon(self.flush)
+        status, payload = await fut
         await send({"type": "http.response.start", "status": status,
                     "headers": self.HEADERS + [(b"content-length", str(len(payload)).encode())]})
         await send({"type": "http.response.body", "body": payload})

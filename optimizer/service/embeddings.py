@@ -116,16 +116,21 @@ class CandidateIndex:
 
     def query(self, vector: np.ndarray, k: int, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(ids, inner products) of about the k best items (k is capped at the index size)."""
+        ids, sims = self.query_many(np.asarray(vector).reshape(1, -1), k, ef)
+        return ids[0], sims[0]
+
+    def query_many(self, vectors: np.ndarray, k: int, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, inner products), both (n, min(k, n_items)), for n query vectors in one hnswlib call."""
         k = int(min(k, self.n_items))
         ef = int(max(k, ef or k))
         if ef != self._ef:
             self.index.set_ef(ef)
             self._ef = ef
-        q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        q = np.ascontiguousarray(vectors, dtype=np.float32)
         try:
             labels, dist = self.index.knn_query(q, k=k)
         except RuntimeError:      # hnswlib cannot return k results (k close to the index size): exact search
             items = self.index.get_items(np.arange(self.n_items), return_type="numpy")
-            ids = exact_top_k(items, q, k)[0]
-            return ids.astype(np.int64), items[ids] @ q[0]
-        return labels[0].astype(np.int64), 1.0 - dist[0]
+            ids = exact_top_k(items, q, k)
+            return ids.astype(np.int64), np.take_along_axis(q @ items.T, ids, axis=1)
+        return labels.astype(np.int64), 1.0 - dist

@@ -17,14 +17,21 @@ One call of :meth:`DecisionEngine.decide`:
    diversity penalty on recent per-channel exposure, hash draw keyed by the
    decision id so the record reproduces the draw).
 
+:meth:`DecisionEngine.decide_many` runs these steps for a batch of requests
+(the HTTP service batches the bodies that arrive together): one hnswlib call,
+one model call and one policy call for the first request of every unit, then
+for the units' repeats; decision ids follow the request order, so the
+decisions are the ones one-by-one deciding gives (tested).
+
 Every decision -- policy, fallback, paused, error -- is appended to
-``decisions.jsonl`` *before* the answer is returned (one ``os.write`` of a
-whole line; ``fsync=True`` adds an fsync per record). A record carries the
-decision id, unit, time, model id, feature-schema and event-schema versions,
-mode, reason, mask state, masked features, candidate count, the chosen offer,
-scores, eligibility, prices, temperature, propensity and the per-component
-latencies: with the model version that is enough to recompute the action
-distribution and the draw (tested).
+``decisions.jsonl`` *before* the answer is returned (one ``os.write`` of the
+batch's whole lines; ``fsync=True`` adds an fsync per write). A record
+carries the decision id, unit, time, model id, feature-schema and
+event-schema versions, mode, reason, mask state, masked features, candidate
+count, the chosen offer, scores, eligibility, prices, temperature,
+propensity, the per-component latencies of its batch and the batch size:
+with the model version that is enough to recompute the action distribution
+and the draw (tested).
 """
 
 from __future__ import annotations
@@ -44,10 +51,13 @@ from formulations.errors import InputError
 from optimizer.randomization import hash_uniform
 from optimizer.service.governance import GovernanceConfig, RollbackMonitor, SafeModes
 from optimizer.service.metrics import Metrics
-from optimizer.service.model import CHANNELS, FEATURE_SCHEMA, ModelRegistry, consent_mask, feature_vector
+from optimizer.service.model import (CHANNELS, FEATURE_NAMES, FEATURE_SCHEMA, ModelRegistry, _sigmoid, consent_mask,
+                                     feature_vector)
 from optimizer.service.state import AppendLog, StreamStore, parse_time_us, read_lines
 
 ACTIONS = ("no_contact",) + CHANNELS
+CHANNEL_COLUMN = {ch: j for j, ch in enumerate(ACTIONS)}
+COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 MAX_RECENT_ITEMS = 100
 
 
@@ -81,10 +91,6 @@ class Catalog:
     def fold_in(self, items: list[int]) -> np.ndarray:
         """u = x V Σ^{-1} for a 0/1 interaction row over ``items``."""
         return (self.item_vectors[items].sum(axis=0) / self.singular_values).astype(np.float32)
-
-
-def _sigmoid(s: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * s))
 
 
 class DecisionEngine:
@@ -157,104 +163,168 @@ class DecisionEngine:
     # ------------------------------------------------------------ decide
     def decide(self, unit_id: Any, context: Any = None) -> dict:
         """One decision as a dict (the ``/decide`` response); InputError on malformed input."""
+        out = self.decide_many([(unit_id, context)])[0]
+        if isinstance(out, InputError):
+            raise out
+        return out
+
+    def decide_many(self, requests: list) -> list:
+        """Decide ``(unit_id, context)`` requests: a response dict, or the InputError, per request.
+
+        The first request of every unit is decided in one batch (one ANN call,
+        one model call, one policy call, one write of their records), then the
+        second request of the units that repeat, and so on. That gives the
+        decisions one-by-one deciding would: a unit's contacts only affect its
+        own later decisions, and each unit's requests keep their order. Mode and
+        model version are read once per batch.
+        """
+        out: list = [None] * len(requests)
+        waiting: list = []
+        for i, (unit_id, context) in enumerate(requests):
+            try:
+                if not isinstance(unit_id, str) or not unit_id or len(unit_id) > 128:
+                    raise InputError("unit_id", "expected a non-empty string of at most 128 characters, "
+                                                f"got {unit_id!r}")
+                ctx = self._context(context)
+                mask, mask_state = consent_mask(ctx.get("consent"))
+            except InputError as exc:
+                out[i] = exc
+                continue
+            waiting.append((i, unit_id, ctx, mask, mask_state, f"{self.instance}-{self.sequence}"))
+            self.sequence += 1              # decision ids follow the request order whatever the batch order
+        while waiting:
+            batch, later, units = [], [], set()
+            for item in waiting:
+                (later if item[1] in units else batch).append(item)
+                units.add(item[1])
+            self._decide_batch(batch, out)
+            waiting = later
+        return out
+
+    def _decide_batch(self, batch: list, out: list) -> None:
         t_start = time.perf_counter()
-        if not isinstance(unit_id, str) or not unit_id or len(unit_id) > 128:
-            raise InputError("unit_id", f"expected a non-empty string of at most 128 characters, got {unit_id!r}")
-        ctx = self._context(context)
-        mask, mask_state = consent_mask(ctx.get("consent"))
-        now_us = ctx.get("now_us") or int(time.time() * 1_000_000)
-        decision_id = f"{self.instance}-{self.sequence}"
-        self.sequence += 1
         version = self.registry.active
         mode = self.modes.mode
-        rec: dict[str, Any] = {"decision_id": decision_id, "unit_id": unit_id, "t_us": now_us,
-                               "model_id": version.model_id, "feature_schema": FEATURE_SCHEMA,
-                               "event_schema": FS.EVENT_SCHEMA_VERSION, "mode": mode, "mask": mask_state}
-        timings = {}
+        wall_us = int(time.time() * 1_000_000)
+        recs = []
+        for _, unit_id, ctx, _, mask_state, decision_id in batch:
+            recs.append({"decision_id": decision_id, "unit_id": unit_id,
+                         "t_us": ctx.get("now_us") or wall_us, "model_id": version.model_id,
+                         "feature_schema": FEATURE_SCHEMA, "event_schema": FS.EVENT_SCHEMA_VERSION, "mode": mode,
+                         "mask": mask_state})
+        timings: dict = {}
         error = False
         try:
-            self._decide_into(rec, unit_id, ctx, mask, now_us, version, mode, timings, t_start)
-        except InputError:
-            raise
+            self._decide_into(recs, batch, version, mode, timings, t_start)
         except Exception as exc:     # an internal failure serves the fallback, is logged and counted
             error = True
-            rec.update(action=0, channel=ACTIONS[0], offer=None, propensity=1.0, reason="error",
-                       error=f"{type(exc).__name__}: {exc}")
+            for rec in recs:
+                rec.update(action=0, channel=ACTIONS[0], offer=None, propensity=1.0, reason="error",
+                           error=f"{type(exc).__name__}: {exc}")
         timings["total"] = time.perf_counter() - t_start
-        rec["latency_ms"] = {k: round(v * 1e3, 4) for k, v in timings.items()}
-        self.log.append([json.dumps(rec, separators=(",", ":"))])
-        self.records_written += 1
-        self.metrics.observe_decision(rec["mode"], rec["reason"], timings)
-        self._after(rec, version, error, timings["total"])
-        return {k: rec[k] for k in ("decision_id", "unit_id", "action", "channel", "offer", "propensity", "mode",
-                                    "reason", "model_id")} | {"response_probability": rec.get("response_probability")}
+        latency = {k: round(v * 1e3, 4) for k, v in timings.items()}
+        lines = []
+        for rec in recs:
+            rec["latency_ms"] = latency
+            rec["batch"] = len(recs)
+            lines.append(COMPACT_JSON(rec))
+        self.log.append(lines)
+        self.records_written += len(recs)
+        for (i, *_), rec in zip(batch, recs):
+            self.metrics.observe_decision(rec["mode"], rec["reason"], timings)
+            self._after(rec, version, error, timings["total"])
+            out[i] = {k: rec[k] for k in ("decision_id", "unit_id", "action", "channel", "offer", "propensity",
+                                          "mode", "reason", "model_id")} | {
+                "response_probability": rec.get("response_probability")}
 
-    def _decide_into(self, rec: dict, unit_id: str, ctx: dict, mask: np.ndarray, now_us: int, version: Any,
-                     mode: str, timings: dict, t0: float) -> None:
+    def _decide_into(self, recs: list, batch: list, version: Any, mode: str, timings: dict, t0: float) -> None:
         cat = self.catalog
-        feats = self.store.state.features(unit_id, now_us)
-        known = feats is not None or unit_id in cat.user_rows
-        x = feature_vector(feats)
-        xm = FS.apply_mask(x, mask)
-        rec["features"] = xm.tolist()
+        n = len(recs)
+        xm = np.empty((n, len(FEATURE_NAMES)))
+        live, recents, queries, ann_rows = [], [], [], []
+        for r, (rec, (_, unit_id, ctx, mask, mask_state, _)) in enumerate(zip(recs, batch)):
+            feats = self.store.state.features(unit_id, rec["t_us"])
+            x = feature_vector(feats)
+            xm[r] = FS.apply_mask(x, mask)
+            if mode == "paused" or (feats is None and unit_id not in cat.user_rows):
+                rec.update(action=0, channel=ACTIONS[0], offer=None, propensity=1.0,
+                           reason="paused" if mode == "paused" else "unknown_unit")
+                continue
+            self.modes.observe(x, 0 in mask_state.values())
+            live.append(r)
+            recents.append(self._recent_contacts(unit_id, rec["t_us"]))
+            if mask_granted(mask_state, "profiling"):
+                if "recent_items" in ctx:
+                    self.refreshed[unit_id] = cat.fold_in(ctx["recent_items"])
+                u = self.refreshed.get(unit_id)
+                if u is None:
+                    row = cat.user_rows.get(unit_id)
+                    u = cat.user_vectors[row] if row is not None else cat.user_vectors.mean(axis=0)
+                ann_rows.append(len(live) - 1)
+                queries.append(u)
+        for rec, row in zip(recs, xm.tolist()):
+            rec["features"] = row
         t1 = time.perf_counter()
         timings["feat"] = t1 - t0
-        if mode == "paused" or not known:
-            rec.update(action=0, channel=ACTIONS[0], offer=None, propensity=1.0,
-                       reason="paused" if mode == "paused" else "unknown_unit")
+        if not live:
             return
-        self.modes.observe(x, bool(mask.min() < 1))
         breadth = self.governance.cautious_breadth if mode == "cautious" else self.config.breadth
-        recent = self._recent_contacts(unit_id, now_us)
-        shown = {c[2] for c in recent}
-        if mask_granted(rec["mask"], "profiling"):
-            if "recent_items" in ctx:
-                self.refreshed[unit_id] = cat.fold_in(ctx["recent_items"])
-            u = self.refreshed.get(unit_id)
-            if u is None:
-                row = cat.user_rows.get(unit_id)
-                u = cat.user_vectors[row] if row is not None else cat.user_vectors.mean(axis=0)
-            ids, affinity = cat.index.query(u, breadth, self.config.ef)
-        else:
-            ids = cat.popular[:breadth]
-            affinity = np.zeros(len(ids))
-        if shown:
-            keep = ~np.isin(ids, np.fromiter((i for i in shown if i is not None), dtype=np.int64))
-            ids, affinity = ids[keep], affinity[keep]
+        k = min(breadth, len(cat.margins))
+        ids = np.broadcast_to(cat.popular[:k], (len(live), k)).copy()
+        affinity = np.zeros((len(live), k))
+        if queries:
+            ids[ann_rows], affinity[ann_rows] = cat.index.query_many(np.vstack(queries), k, self.config.ef)
+        shown = [[c[2] for c in recent if c[2] is not None] for recent in recents]
+        keep = np.ones(ids.shape, dtype=bool)
+        width = max(map(len, shown))
+        if width:               # drop the items already shown inside the cap window (table padded with -1)
+            table = np.full((len(live), width), -1, dtype=np.int64)
+            for j, items in enumerate(shown):
+                table[j, :len(items)] = items
+            for c in range(width):
+                keep &= ids != table[:, c:c + 1]
         t2 = time.perf_counter()
         timings["candidates"] = t2 - t1
-        rec["n_candidates"] = int(len(ids))
-        if len(ids):
-            value = cat.margins[ids] * _sigmoid(affinity)
-            best = int(np.argmax(value))
-            offer, offer_value = int(ids[best]), float(value[best])
-        else:
-            offer, offer_value = None, 0.0
-        p = version.response.predict_proba(xm)
-        scores = np.empty(len(ACTIONS))
-        scores[0] = 0.0
-        scores[1:] = p * offer_value
-        eligible = np.ones(len(ACTIONS), dtype=bool)
-        for j, ch in enumerate(CHANNELS, start=1):
-            eligible[j] = ctx["channels"].get(ch, True) and offer is not None
-        if len(recent) >= self.config.contact_cap:
-            eligible[1:] = False
-        exposure = np.zeros(len(ACTIONS))
-        for c in recent:
-            exposure[c[1]] += 1.0
+        value = cat.margins[ids] * _sigmoid(affinity)
+        if width:
+            value[~keep] = -np.inf
+        rows = np.arange(len(live))
+        best = value.argmax(axis=1)
+        offer_value = value[rows, best]
+        has_offer = offer_value > -np.inf
+        offers = np.where(has_offer, ids[rows, best], -1)
+        offer_value[~has_offer] = 0.0
+        p = version.response.predict_proba(xm[live])
+        scores = np.zeros((len(live), len(ACTIONS)))
+        scores[:, 1:] = p * offer_value[:, None]
+        eligible = np.ones(scores.shape, dtype=bool)
+        eligible[:, 1:] = has_offer[:, None]
+        exposure = np.zeros(scores.shape)
+        for j, (r, recent) in enumerate(zip(live, recents)):
+            channels = batch[r][2]["channels"]
+            for ch, allowed in channels.items():
+                eligible[j, CHANNEL_COLUMN[ch]] &= allowed
+            if len(recent) >= self.config.contact_cap:
+                eligible[j, 1:] = False
+            for c in recent:
+                exposure[j, c[1]] += 1.0
         t3 = time.perf_counter()
         timings["score"] = t3 - t2
         policy = version.info["cautious_policy"] if mode == "cautious" else version.policy
-        d = policy.decide(scores[None], eligible[None], unit_ids=[rec["decision_id"]], trace=False,
-                          exposure=exposure[None] if policy.similarity is not None else None)
-        a = int(d.actions[0])
+        d = policy.decide(scores, eligible, unit_ids=[recs[r]["decision_id"] for r in live], trace=False,
+                          exposure=exposure if policy.similarity is not None else None)
         timings["select"] = time.perf_counter() - t3
-        rec.update(action=a, channel=ACTIONS[a], offer=offer if a > 0 else None,
-                   propensity=float(d.propensities[0]), reason=str(d.reason_names[0]),
-                   response_probability=float(p[a - 1]) if a > 0 else None,
-                   scores=scores.tolist(), eligible=eligible.astype(int).tolist(),
-                   exposure=exposure.tolist(), prices=d.prices.tolist(), temperature=policy.temperature_,
-                   policy_version=d.model_version, draw_salt=policy.salt + "/draw", best_offer=offer)
+        prices = d.prices.tolist()
+        rows = zip(live, d.actions.tolist(), d.propensities.tolist(), d.reason_names.tolist(), p.tolist(),
+                   offers.tolist(), keep.sum(axis=1).tolist(), scores.tolist(),
+                   eligible.astype(int).tolist(), exposure.tolist())
+        for r, a, prop, reason, p_row, offer, n_cand, s_row, e_row, q_row in rows:
+            offer = offer if offer >= 0 else None
+            recs[r].update(action=a, channel=ACTIONS[a], offer=offer if a > 0 else None, propensity=prop,
+                           reason=reason, response_probability=p_row[a - 1] if a > 0 else None, n_candidates=n_cand,
+                           scores=s_row, eligible=e_row, exposure=q_row, prices=prices,
+                           temperature=policy.temperature_, policy_version=d.model_version,
+                           draw_salt=policy.salt + "/draw", best_offer=offer)
 
     def _recent_contacts(self, unit_id: str, now_us: int) -> list:
         q = self.contacts.get(unit_id)

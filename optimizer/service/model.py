@@ -54,14 +54,19 @@ def feature_matrix(frame: Any) -> np.ndarray:
     return np.hstack([dec, rec])
 
 
+_GRANTED = np.ones(len(FEATURE_NAMES))
+_GRANTED.flags.writeable = False
+
+
 def consent_mask(consent: dict | None) -> tuple[np.ndarray, dict]:
     """m in {0,1}^d from ``{"profiling": bool, "call_data": bool, "branch_data": bool}`` (missing = granted).
 
     Returns the mask and the logged mask state (group -> 0/1).
     """
+    if not consent:
+        return _GRANTED, dict.fromkeys(MASK_GROUPS, 1)
     m = np.ones(len(FEATURE_NAMES))
     state = {}
-    consent = consent or {}
     for group, cols in MASK_GROUPS.items():
         granted = consent.get(group, True)
         if not isinstance(granted, bool):
