@@ -90,15 +90,19 @@ def _customer_optimum(u_i, cell_ok, price, cost_price, shift_i, neg_ok, limit, g
 
 
 @parallel_kernel
-def evaluate_dual(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift, neg_ok):
+def evaluate_dual(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift, neg_ok, codes):
     """Sum of customer optima, usage per cell and per (segment, channel) at given prices.
 
     Returns (sums of customer optima per chunk of ``chunk`` customers, usage
     (M, T) int64, segment usage (S, M) int64): chunk sums are summed by the
     caller, so shards aligned on chunk boundaries reproduce the in-process
     total bit for bit. ``limits`` and ``seg`` have length n or 1; ``shift`` is (S, M).
+    ``codes`` is an (n, slots) int16 array that receives the choices as
+    :func:`choose_contacts` would return them, or a (0, 0) array for none.
     """
     n, M, T = u.shape
+    keep_codes = codes.shape[0] == n
+    slots = codes.shape[1]
     S = shift.shape[0]
     n_chunks = (n + chunk - 1) // chunk
     part_sum = np.zeros(n_chunks)
@@ -125,6 +129,9 @@ def evaluate_dual(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift,
                 t = days[q]
                 part_usage[c, best_ch[t], t] += 1
                 part_seg[c, s_i, best_ch[t]] += 1
+            if keep_codes:
+                for q in range(slots):
+                    codes[i, q] = best_ch[days[q]] * T + days[q] if q < count else -1
         part_sum[c] = acc
     usage = np.zeros((M, T), dtype=np.int64)
     seg_usage = np.zeros((S, M), dtype=np.int64)
@@ -132,6 +139,9 @@ def evaluate_dual(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift,
         usage += part_usage[c]
         seg_usage += part_seg[c]
     return part_sum, usage, seg_usage
+
+
+NO_CODES = np.zeros((0, 0), dtype=np.int16)
 
 
 @parallel_kernel

@@ -9,6 +9,17 @@ by one row per cut:
 * the projection QP  ``min 1/2 |y - c|^2  s.t.  g_j y <= level - f_j + g_j y_j``
   gives the next point; an infeasible QP proves ``min f > level``.
 
+The projection is first solved as a least-distance programme (Lawson and
+Hanson, *Solving Least Squares Problems*, ch. 23): with z = y - c and the
+cuts and the box written A z >= r, the nonnegative least-squares problem
+``min |E u - e|, u >= 0`` with ``E = [Aᵀ; rᵀ]`` and e the last unit vector
+(scipy's ``nnls``, an exact active-set method) gives z = -res[:-1]/res[-1],
+and a zero residual proves the level set empty. On the 10k weekly instance
+that takes 0.25–0.45 ms per projection against 0.7–1.9 ms for HiGHS's QP
+solver (same points within 2e-6 over a whole solve). A point that misses a
+constraint by more than ``LDP_TOL`` (scaled units), or an emptiness claim,
+is checked by the HiGHS QP, which stays the reference.
+
 Values are divided by a fixed scale (the magnitude of the first value) so the
 master works with numbers of order one.
 """
@@ -16,6 +27,30 @@ master works with numbers of order one.
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import nnls
+
+LDP_TOL = 1e-7       # constraint violation (scaled units) above which an LDP point is re-solved by HiGHS
+
+
+def least_distance(G: np.ndarray, b: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                   center: np.ndarray) -> np.ndarray | None:
+    """The point of {G y <= b, lower <= y <= upper} closest to ``center`` (None: the set is empty).
+
+    Least-distance programming through NNLS (see the module docstring); no
+    feasibility check here — callers verify the point.
+    """
+    d = center.shape[0]
+    eye = np.eye(d)
+    A = np.vstack([-G, -eye, eye])                        # A z >= r with z = y - center
+    r = np.concatenate([G @ center - b, center - upper, lower - center])
+    E = np.vstack([A.T, r[None, :]])
+    e = np.zeros(d + 1)
+    e[-1] = 1.0
+    u, _ = nnls(E, e, maxiter=50 * E.shape[1])
+    res = E @ u - e
+    if abs(res[-1]) <= 1e-12:
+        return None
+    return center - res[:d] / res[-1]
 
 
 class LevelBundle:
@@ -39,6 +74,8 @@ class LevelBundle:
         self._hs = highspy
         inf = highspy.kHighsInf
         self._inf = inf
+        self._G = np.zeros((0, dim))          # the cuts g_j y <= rhs_j + level (scaled), as arrays
+        self._rhs = np.zeros(0)
         self.lp = self._new()
         self.upper = np.ones(dim) if upper is None else np.asarray(upper, dtype=np.float64)
         self.lower = np.zeros(dim) if lower is None else np.asarray(lower, dtype=np.float64)
@@ -73,6 +110,8 @@ class LevelBundle:
         self.values.append(fs)
         self.grads.append(gs)
         rhs = float(gs @ y - fs)
+        self._G = np.vstack([self._G, gs[None, :]])
+        self._rhs = np.append(self._rhs, rhs)
         idx = np.arange(self.dim + 1, dtype=np.int32)
         self.lp.addRow(-self._inf, rhs, self.dim + 1, idx, np.r_[gs, -1.0])
         self.qp.addRow(-self._inf, self._inf, self.dim, idx[:-1], gs)
@@ -90,6 +129,7 @@ class LevelBundle:
         self.points = [self.points[i] for i in keep]
         self.values = [self.values[i] for i in keep]
         self.grads = [self.grads[i] for i in keep]
+        self._G, self._rhs = self._G[keep], self._rhs[keep]
         self.lp.deleteRows(drop.size, drop)
         self.qp.deleteRows(drop.size, drop)
 
@@ -112,8 +152,12 @@ class LevelBundle:
         HiGHS stopped for another reason.
         """
         k = len(self.values)
-        lev = level / self.scale
-        upper = np.array([lev - f + g @ p for f, g, p in zip(self.values, self.grads, self.points)])
+        upper = self._rhs + level / self.scale
+        c = np.asarray(center, dtype=np.float64)
+        if k:
+            y = least_distance(self._G, upper, self.lower, self.upper, c)
+            if y is not None and (self._G @ y - upper).max() <= LDP_TOL:
+                return "ok", np.clip(y, self.lower, self.upper)
         self.qp.changeRowsBounds(k, np.arange(k, dtype=np.int32), np.full(k, -self._inf), upper)
         self.qp.changeColsCost(self.dim, np.arange(self.dim, dtype=np.int32), -np.asarray(center, dtype=np.float64))
         self.qp.run()

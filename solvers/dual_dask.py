@@ -70,7 +70,8 @@ def shard_max_u(s: Shard) -> np.ndarray:
 
 
 def shard_partial(s: Shard, price, cost_price, shift):
-    return K.evaluate_dual(s.u, s.cell_ok, price, cost_price, s.limits, s.gap, CHUNK, _NOSEG, shift, s.neg_ok)
+    return K.evaluate_dual(s.u, s.cell_ok, price, cost_price, s.limits, s.gap, CHUNK, _NOSEG, shift, s.neg_ok,
+                           K.NO_CODES)
 
 
 def shard_choose(s: Shard, price, cost_price, shift):

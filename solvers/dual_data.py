@@ -168,10 +168,29 @@ class DualData:
         return np.clip(np.nan_to_num(y), self.lower, self.box)
 
     def partial(self, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """This data's customers at prices y: (sum of optima, usage (M, T), segment usage (S, M))."""
+        """This data's customers at prices y: (sum of optima, usage (M, T), segment usage (S, M)).
+
+        The customers' choices are kept (2 bytes per customer and slot) so that
+        a recovery at the same prices starts from them without a second DP pass.
+        """
         price, mu = self.prices(y)
-        return K.evaluate_dual(self.u, self.cell_ok, price, mu * self.cost, self.limits, self.gap, CHUNK, self.seg,
-                               self.shift(y), self.neg_ok)
+        codes = getattr(self, "_codes", None)
+        if codes is None or codes.shape != (self.n, self.slots):
+            codes = self._codes = np.empty((self.n, self.slots), dtype=np.int16)
+        self._codes_y = None                      # being overwritten
+        out = K.evaluate_dual(self.u, self.cell_ok, price, mu * self.cost, self.limits, self.gap, CHUNK, self.seg,
+                              self.shift(y), self.neg_ok, codes)
+        self._codes_y = np.array(y, dtype=np.float64)
+        return out
+
+    def choices(self, y: np.ndarray) -> np.ndarray:
+        """Each customer's optimal contacts at prices y as (n, slots) codes (a fresh array)."""
+        at = getattr(self, "_codes_y", None)
+        if at is not None and at.shape == np.shape(y) and np.array_equal(at, y):
+            return self._codes.copy()
+        price, mu = self.prices(y)
+        return K.choose_contacts(self.u, self.cell_ok, price, mu * self.cost, self.limits, self.gap, self.slots,
+                                 CHUNK, self.seg, self.shift(y), self.neg_ok)
 
     def evaluate(self, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
         """L(y), its subgradient in y-coordinates, usage (M, T), spend."""
@@ -230,6 +249,7 @@ class DualData:
         sub.pen_const = self.pen_const * share
         sub.gamma = self.gamma / share if self.gamma else 0.0
         sub.problem = None
+        sub._codes = sub._codes_y = None
         return sub
 
     # ------------------------------------------------------------ recovery
@@ -321,8 +341,7 @@ class DualData:
         shift = self.shift(y)
         T, M = self.T, self.M
         cap = np.floor(self.capacity).ravel().astype(np.int64)
-        codes = K.choose_contacts(self.u, self.cell_ok, price, cost_price, self.limits, self.gap, self.slots, CHUNK,
-                                  self.seg, shift, self.neg_ok)
+        codes = self.choices(y)
         usage, spend = self._usage(codes)
         excess = usage - cap
         if (excess > 0).any():

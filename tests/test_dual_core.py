@@ -20,7 +20,7 @@ from tests.weekly_helpers import random_problem
 def kernel_eval(problem, price, mu):
     d = DualData(problem)
     sums, usage, _ = K.evaluate_dual(d.u, d.cell_ok, price, mu * d.cost, d.limits, d.gap, 7, d.seg,
-                                     np.zeros((1, d.M)), d.neg_ok)
+                                     np.zeros((1, d.M)), d.neg_ok, K.NO_CODES)
     value = float(np.sum(sums)) + float((price * np.where(d.cell_ok, problem.capacity, 0)).sum())
     if problem.budget is not None:
         value += mu * problem.budget
@@ -89,7 +89,7 @@ def test_customer_dp_equals_brute_force(r, limit, gap):
     u = np.where(r > 0, r, -np.inf)[None]
     sums, _, _ = K.evaluate_dual(u, np.ones((M, T), dtype=bool), np.zeros((M, T)), np.zeros(M),
                                  np.array([limit], dtype=np.int64), gap, 1, np.zeros(1, dtype=np.int64),
-                                 np.zeros((1, M)), np.zeros(M, dtype=bool))
+                                 np.zeros((1, M)), np.zeros(M, dtype=bool), K.NO_CODES)
     assert float(np.sum(sums)) == pytest.approx(expected, abs=1e-9)
 
 
@@ -166,3 +166,43 @@ def test_time_limit_returns_the_best_plan_so_far():
     assert plan.bound >= plan.objective
     mip = solve(generate_problem(3000, seed=1).problem, method="highs", time_limit=0.05)
     assert mip.status == "time_limit"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_least_distance_projection_matches_cvxpy(seed):
+    """The bundle's NNLS projection onto {G y <= b, box} against CVXPY; an empty set is reported as None."""
+    import cvxpy as cp
+
+    from solvers.bundle import least_distance
+
+    rng = np.random.default_rng(seed)
+    d, k = int(rng.integers(2, 12)), int(rng.integers(1, 30))
+    lower, upper = np.zeros(d), rng.uniform(0.5, 3.0, d)
+    G = rng.normal(size=(k, d))
+    inside = rng.uniform(0, 1, d) * upper
+    b = G @ inside + rng.uniform(0, 0.5, k) * (rng.random(k) < 0.7)
+    center = rng.normal(scale=3.0, size=d)
+    y = least_distance(G, b, lower, upper, center)
+    v = cp.Variable(d)
+    cp.Problem(cp.Minimize(cp.sum_squares(v - center)), [G @ v <= b, v >= lower, v <= upper]).solve()
+    assert y is not None
+    np.testing.assert_allclose(y, v.value, atol=1e-5)
+    assert (G @ y - b).max() <= 1e-8 and (y >= lower - 1e-9).all() and (y <= upper + 1e-9).all()
+    # an empty set: sum(y) <= -1 with y >= 0
+    assert least_distance(np.ones((1, d)), np.array([-1.0]), lower, upper, center) is None
+
+
+def test_recovery_from_the_kept_choices_equals_a_fresh_one():
+    """A recovery right after an evaluation at the same prices reuses its choices and gives the same plan."""
+    p = random_problem(3, n=300, K=2, gap=2, budget=True)
+    a, b = DualData(p), DualData(p)
+    y = np.full(a.dim, 0.3) * a.box
+    a.evaluate(y)
+    price, mu = a.prices(y)
+    fresh = K.choose_contacts(a.u, a.cell_ok, price, mu * a.cost, a.limits, a.gap, a.slots, 8, a.seg, a.shift(y),
+                              a.neg_ok)
+    np.testing.assert_array_equal(a.choices(y), fresh)             # the evaluation kernel's codes
+    plan_a, value_a = a.recover(y)
+    plan_b, value_b = b.recover(y)
+    np.testing.assert_array_equal(plan_a, plan_b)
+    assert value_a == value_b
