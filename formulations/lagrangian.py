@@ -69,8 +69,12 @@ evaluation at :math:`p_j` gives a value :math:`L_j` and a subgradient
 2. the level :math:`\ell = f_\text{low} + \alpha (f_\text{up} - f_\text{low})`
    with :math:`f_\text{up} = \min_j L_j`,
 3. the next prices: the Euclidean projection of the best point onto
-   :math:`\{p \in P : \check L(p) \le \ell\}`, a small convex QP solved by
-   HiGHS.
+   :math:`\{p \in P : \check L(p) \le \ell\}`, a small convex QP. It is
+   a least-distance programme, solved exactly through nonnegative least
+   squares (Lawson and Hanson, ch. 23; scipy's ``nnls``) in 0.25–0.45 ms
+   per projection on the 10k weekly instance against 0.7–1.9 ms for HiGHS's
+   QP solver, which checks any point that misses a cut and any claim that
+   the level set is empty.
 
 Prices are scaled by their box widths (each price lies in
 :math:`[0, \max_i u_{imt}]`, the budget price in

@@ -13,7 +13,8 @@ recovery) is in :mod:`formulations.lagrangian`; the kernels are in
    ``optimal``), at the time limit (``time_limit``), at the iteration cap
    (``iteration_limit``), or when the dual is solved but the plan cannot
    close the remaining gap (``feasible``, the certified gap is reported);
-5. otherwise project onto the level set (HiGHS QP) for the next prices.
+5. otherwise project onto the level set (least-distance NNLS, HiGHS QP as
+   check and fallback; :mod:`solvers.bundle`) for the next prices.
 """
 
 from __future__ import annotations
