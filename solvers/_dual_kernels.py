@@ -41,13 +41,10 @@ def _customer_optimum(u_i, cell_ok, price, cost_price, shift_i, neg_ok, limit, g
         best = 0.0
         ch = -1
         for m in range(M):
-            if cell_ok[m, t]:
-                x = np.float64(u_i[m, t])
-                if _allowed(x, m, neg_ok):
-                    r = x - price[m, t] - cost_price[m] - shift_i[m]
-                    if r > best:
-                        best = r
-                        ch = m
+            x = np.float64(u_i[m, t])
+            if x - price[m, t] - cost_price[m] - shift_i[m] > best and cell_ok[m, t] and _allowed(x, m, neg_ok):
+                best = x - price[m, t] - cost_price[m] - shift_i[m]
+                ch = m
         w[t] = best
         best_ch[t] = ch
         if ch >= 0:
