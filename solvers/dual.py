@@ -287,6 +287,7 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
             options.progress(row)
 
     y0 = data.coords(options.warm_start)
+    clearing = options.warm_start is None and data.dim > 0 and options.extra.get("clearing_start", True)
     sample_iterations = 0
     sample_size = int(options.extra.get("sample_size", max(SAMPLE_MIN, data.n // SAMPLE_SHARE)))
     use_sample = (options.warm_start is None and data.dim > 0 and options.extra.get("sample", True)
@@ -295,8 +296,11 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
         if use_sample:
             # cheap starting prices from a random subset of customers
             sample = data.subsample(sample_size, options.seed)
-            first = level_loop(sample, y0, max(options.rel_gap, SAMPLE_GAP), deadline, max_iter, alpha)
+            first = level_loop(sample, sample.clearing_start() if clearing else y0, max(options.rel_gap, SAMPLE_GAP),
+                               deadline, max_iter, alpha)
             y0, sample_iterations = first.best_y, first.iterations
+        elif clearing:
+            y0 = data.clearing_start()
         result = level_loop(data, y0, options.rel_gap, deadline, max_iter, alpha, on_row, start,
                             tune=str(options.extra.get("tune_budget", "final")))
     finally:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from solvers import _dual_kernels as K
-from solvers.dual_data import CHUNK, FILL_ROUNDS, DualData, cheapest_prefix, spend_of
+from solvers.dual_data import CHUNK, FILL_ROUNDS, DualData, cell_tops, cheapest_prefix, spend_of
 
 RETRIES = 3
 
@@ -72,6 +72,10 @@ def shard_max_u(s: Shard) -> np.ndarray:
 def shard_partial(s: Shard, price, cost_price, shift):
     return K.evaluate_dual(s.u, s.cell_ok, price, cost_price, s.limits, s.gap, CHUNK, _NOSEG, shift, s.neg_ok,
                            K.NO_CODES)
+
+
+def shard_tops(s: Shard, price_cells, capacity):
+    return cell_tops(s.u, price_cells, capacity)
 
 
 def shard_choose(s: Shard, price, cost_price, shift):
@@ -285,6 +289,10 @@ class ShardedDual(DualData):
         parts = self._run(shard_partial, price, mu * self.cost, self.shift(y))
         return (np.concatenate([p[0] for p in parts]), sum(p[1] for p in parts),
                 sum(p[2] for p in parts))
+
+    def clearing_start(self) -> np.ndarray:
+        """:meth:`DualData.clearing_start` from each shard's largest utilities per cell (same prices)."""
+        return self._clearing_coords(self._run(shard_tops, self.price_cells, self.capacity))
 
     def subsample(self, size: int, seed: int) -> DualData:
         """The same random rows as :meth:`DualData.subsample`, fetched from the shards."""

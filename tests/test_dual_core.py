@@ -206,3 +206,23 @@ def test_recovery_from_the_kept_choices_equals_a_fresh_one():
     plan_b, value_b = b.recover(y)
     np.testing.assert_array_equal(plan_a, plan_b)
     assert value_a == value_b
+
+
+def test_clearing_start_prices_the_first_customer_beyond_capacity():
+    """Start price of a cell = CLEARING_SHARE x its (capacity+1)-th largest positive utility, however customers are split."""
+    from solvers.dual_data import CLEARING_SHARE, cell_tops
+
+    p = random_problem(5, n=60, K=2, gap=1, budget=True)
+    d = DualData(p)
+    y = d.clearing_start()
+    price, _ = d.prices(y)
+    binding = 0
+    for m, t in d.price_cells:
+        col = np.sort(p.utility[:, m, t][p.utility[:, m, t] > 0])[::-1]
+        c = int(np.floor(p.capacity[m, t]))
+        expected = CLEARING_SHARE * col[c] if col.size > c else 0.0
+        binding += col.size > c
+        assert price[m, t] == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert binding > 0
+    parts = [cell_tops(p.utility[i::3], d.price_cells, d.capacity) for i in range(3)]
+    np.testing.assert_array_equal(d._clearing_coords(parts), y)
