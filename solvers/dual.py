@@ -15,6 +15,12 @@ recovery) is in :mod:`formulations.lagrangian`; the kernels are in
    close the remaining gap (``feasible``, the certified gap is reported);
 5. otherwise project onto the level set (least-distance NNLS, HiGHS QP as
    check and fallback; :mod:`solvers.bundle`) for the next prices.
+
+Starting prices: ``warm_start`` when given; else, from ``SAMPLE_FROM``
+customers, the prices a level loop finds on a random sample; else half the
+naive clearing price of every channel-day (:meth:`DualData.clearing_start`;
+the sample stage starts from it too). ``solve(..., clearing_start=False)``
+starts from zero prices instead.
 """
 
 from __future__ import annotations
