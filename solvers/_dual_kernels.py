@@ -579,3 +579,37 @@ def row_swaps(row_coef, row_channels, row_val, row_rhs, T, add_ptr, add_cust, ad
             viol += max(0.0, row_val[r] - row_rhs[r])
         moves += 1
     return moves, budget_left
+
+
+@kernel
+def plan_entries(codes, u, price, cost_price, shift, seg, T):
+    """The plan's contacts as flat arrays (customer, slot, channel, day, segment, reduced utility).
+
+    Same rows, in the same order (customer, then slot), as ``np.nonzero(codes >= 0)``;
+    ``seg`` has length n or 1. NumPy twin: ``solvers.fairness_repair.entries_numpy``.
+    """
+    n, slots = codes.shape
+    k = 0
+    for i in range(n):
+        for q in range(slots):
+            if codes[i, q] >= 0:
+                k += 1
+    rows = np.empty(k, dtype=np.int64)
+    slot = np.empty(k, dtype=np.int64)
+    m = np.empty(k, dtype=np.int64)
+    t = np.empty(k, dtype=np.int64)
+    sg = np.empty(k, dtype=np.int64)
+    reduced = np.empty(k)
+    scalar_seg = seg.shape[0] == 1
+    j = 0
+    for i in range(n):
+        s_i = 0 if scalar_seg else seg[i]
+        for q in range(slots):
+            c = codes[i, q]
+            if c >= 0:
+                mm, tt = c // T, c % T
+                rows[j], slot[j], m[j], t[j], sg[j] = i, q, mm, tt, s_i
+                reduced[j] = np.float64(u[i, mm, tt]) - price[mm, tt] - cost_price[mm] - shift[s_i, mm]
+                j += 1
+    return rows, slot, m, t, sg, reduced
+

@@ -50,6 +50,7 @@ SAMPLE_FROM = 200_000  # customers from which starting prices come from a sample
 SAMPLE_MIN = 20_000    # customers in that sample (at least) ...
 SAMPLE_SHARE = 50      # ... or 1/50 of the customers
 SAMPLE_GAP = 1e-3      # gap at which the sample stage stops
+GUESS_FACTOR = 2.0     # the full stage expects min L within this many times the sample's dual interval
 POLISH_CELLS = 40_000  # customer-channel-day cells up to which an open gap is closed by an exact MIP (see polish)
 POLISH_SECONDS = 30.0  # time limit of that MIP when the solve has none
 
@@ -102,8 +103,16 @@ class LoopResult:
 
 
 def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float | None, max_iter: int,
-               alpha: float = 0.3, on_row=None, clock_start: float | None = None, tune: str = "final") -> LoopResult:
-    """Minimise L over the price box from ``y0``; recover plans on the way (see module docstring)."""
+               alpha: float = 0.3, on_row=None, clock_start: float | None = None, tune: str = "final",
+               guess: float | None = None) -> LoopResult:
+    """Minimise L over the price box from ``y0``; recover plans on the way (see module docstring).
+
+    ``guess`` (relative): min L is expected within ``guess * |L(y0)|`` below L(y0), as the
+    sample stage measured. Levels are then placed above that estimate while the certified
+    lower bound is still below it, so the first steps stay near a good start instead of
+    exploring the box while the cutting-plane model is poor. The estimate never enters the
+    stopping tests; an empty level set still proves a (certified) lower bound.
+    """
     start = time.perf_counter() if clock_start is None else clock_start
     bundle = LevelBundle(data.dim, alpha=alpha, upper=data.box, lower=data.lower)
     y = y0
@@ -114,11 +123,14 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
     status = Status.ITERATION_LIMIT
     history: list[dict] = []
     closed = DUAL_CLOSED * rel_gap
+    f_guess = -math.inf
     it = 0
     for it in range(1, max_iter + 1):
         f, g, _, _ = data.evaluate(y)
         if f < best_f:
             best_f, best_y = f, y
+        if guess is not None and it == 1:
+            f_guess = f - guess * abs(f)
         if data.dim == 0:           # nothing to price: the customers' choices are optimal
             idx, obj = data.recover(best_y)
             if obj > objective:
@@ -167,7 +179,8 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
                 break
         y_next = None
         for _ in range(MAX_LEVEL_TRIES):
-            level = f_low + bundle.alpha * (best_f - f_low)
+            base = f_guess if f_low < f_guess < best_f else f_low
+            level = base + bundle.alpha * (best_f - base)
             outcome, y_next = bundle.project(best_y, level)
             if outcome == "ok":
                 break
@@ -295,6 +308,7 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
     y0 = data.coords(options.warm_start)
     clearing = options.warm_start is None and data.dim > 0 and options.extra.get("clearing_start", True)
     sample_iterations = 0
+    guess = None
     sample_size = int(options.extra.get("sample_size", max(SAMPLE_MIN, data.n // SAMPLE_SHARE)))
     use_sample = (options.warm_start is None and data.dim > 0 and options.extra.get("sample", True)
                   and data.n >= SAMPLE_FROM and sample_size < data.n)
@@ -305,10 +319,12 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
             first = level_loop(sample, sample.clearing_start() if clearing else y0, max(options.rel_gap, SAMPLE_GAP),
                                deadline, max_iter, alpha)
             y0, sample_iterations = first.best_y, first.iterations
+            guess = GUESS_FACTOR * (first.best_f - first.lower) / max(abs(first.best_f), 1e-300)
         elif clearing:
             y0 = data.clearing_start()
         result = level_loop(data, y0, options.rel_gap, deadline, max_iter, alpha, on_row, start,
-                            tune=str(options.extra.get("tune_budget", "final")))
+                            tune=str(options.extra.get("tune_budget", "final")),
+                            guess=guess if options.extra.get("sample_guess", True) else None)
     finally:
         if display:
             display(None)

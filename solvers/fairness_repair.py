@@ -32,6 +32,12 @@ TOL = 1e-9
 
 
 def _entries(data, codes, price, cost_price, shift):
+    """(customer, slot, channel, day, segment, reduced utility) of every contact of the plan."""
+    return K.plan_entries(codes, data.u, price, cost_price, shift, data.seg, data.T)
+
+
+def entries_numpy(data, codes, price, cost_price, shift):
+    """NumPy twin of :func:`solvers._dual_kernels.plan_entries` (tests)."""
     rows, slot = np.nonzero(codes >= 0)
     code = codes[rows, slot].astype(np.int64)
     m, t = code // data.T, code % data.T
@@ -42,8 +48,8 @@ def _entries(data, codes, price, cost_price, shift):
 
 def _row_values(data, seg, m) -> np.ndarray:
     f = data.fair
-    usage = np.zeros((data.n_segments, data.M))
-    np.add.at(usage, (seg, m), 1.0)
+    usage = np.bincount(seg * data.M + m, minlength=data.n_segments * data.M).reshape(data.n_segments, data.M)
+    usage = usage.astype(np.float64)
     return np.einsum("rs,sr->r", f.row_coef, usage @ f.row_channels.T.astype(np.float64))
 
 

@@ -94,6 +94,26 @@ def test_dual_function_with_fairness_prices_matches_numpy_twin(seed):
     np.testing.assert_array_equal(usage, ref.usage)
 
 
+
+@pytest.mark.parametrize("seed", range(3))
+def test_plan_entries_kernel_matches_numpy_twin(seed):
+    """The repair's flat view of a plan (numba) equals the NumPy reference, entry for entry."""
+    from solvers import _dual_kernels as K
+    from solvers.fairness_repair import entries_numpy
+
+    problem = unfair_problem(seed, n=80, segment_bounds=BOUNDS["relative-min-ch1"])
+    data = DualData(problem)
+    y = np.random.default_rng(seed).uniform(data.lower, data.box) * 0.05
+    data.evaluate(y)
+    codes = data.choices(y)
+    price, mu = data.prices(y)
+    shift = data.shift(y)
+    got = K.plan_entries(codes, data.u, price, mu * data.cost, shift, data.seg, data.T)
+    ref = entries_numpy(data, codes, price, mu * data.cost, shift)
+    assert got[0].size > 0
+    for a, b in zip(got, ref):
+        np.testing.assert_array_equal(a, b)
+
 def test_edge_cases():
     base = unfair_problem(1, n=60)
     # gamma = 0 is the plain problem
