@@ -111,7 +111,9 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
     sample stage measured. Levels are then placed above that estimate while the certified
     lower bound is still below it, so the first steps stay near a good start instead of
     exploring the box while the cutting-plane model is poor. The estimate never enters the
-    stopping tests; an empty level set still proves a (certified) lower bound.
+    stopping tests; an empty level set still proves a (certified) lower bound. Measured at
+    1M customers: 28 -> 19 iterations without fairness, 99 -> 58 with hard segment rows, but
+    49 -> 62 with the quadratic fairness penalty, so ``run`` does not use it there.
     """
     start = time.perf_counter() if clock_start is None else clock_start
     bundle = LevelBundle(data.dim, alpha=alpha, upper=data.box, lower=data.lower)
@@ -324,7 +326,7 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
             y0 = data.clearing_start()
         result = level_loop(data, y0, options.rel_gap, deadline, max_iter, alpha, on_row, start,
                             tune=str(options.extra.get("tune_budget", "final")),
-                            guess=guess if options.extra.get("sample_guess", True) else None)
+                            guess=guess if options.extra.get("sample_guess", not data.n_terms) else None)
     finally:
         if display:
             display(None)
