@@ -86,7 +86,9 @@ def test_explanations_are_consistent_with_the_plan(name, method):
         check_explanation(problem, plan, prices, ex)
         seen.update(ex.options.reason)
     assert {"contacted", "consent", "price", "no value"} <= seen, seen     # the instances exercise the reasons
-    assert {"tight-gap2": {"spacing", "closed", "budget"}, "limit1": {"limit", "budget"},
+    # limit1 shows "budget" or "price" for the same options depending on which of its (degenerate)
+    # optimal dual solutions the method returns; tight-gap2 covers "budget" either way
+    assert {"tight-gap2": {"spacing", "closed", "budget"}, "limit1": {"limit"},
             "segment-bound": {"limit", "spacing"}}[name] <= seen, seen
     if name == "segment-bound" and method == "dual":
         assert prices.fairness_shift is not None
