@@ -42,8 +42,9 @@ def _customer_optimum(u_i, cell_ok, price, cost_price, shift_i, neg_ok, limit, g
         ch = -1
         for m in range(M):
             x = np.float64(u_i[m, t])
-            if x - price[m, t] - cost_price[m] - shift_i[m] > best and cell_ok[m, t] and _allowed(x, m, neg_ok):
-                best = x - price[m, t] - cost_price[m] - shift_i[m]
+            r = x - price[m, t] - cost_price[m] - shift_i[m]
+            if r > best and cell_ok[m, t] and _allowed(x, m, neg_ok):
+                best = r
                 ch = m
         w[t] = best
         best_ch[t] = ch
@@ -612,4 +613,3 @@ def plan_entries(codes, u, price, cost_price, shift, seg, T):
                 reduced[j] = np.float64(u[i, mm, tt]) - price[mm, tt] - cost_price[mm] - shift[s_i, mm]
                 j += 1
     return rows, slot, m, t, sg, reduced
-

@@ -159,7 +159,7 @@ class LevelBundle:
             if y is not None and (self._G @ y - upper).max() <= LDP_TOL:
                 return "ok", np.clip(y, self.lower, self.upper)
         self.qp.changeRowsBounds(k, np.arange(k, dtype=np.int32), np.full(k, -self._inf), upper)
-        self.qp.changeColsCost(self.dim, np.arange(self.dim, dtype=np.int32), -np.asarray(center, dtype=np.float64))
+        self.qp.changeColsCost(self.dim, np.arange(self.dim, dtype=np.int32), -c)
         self.qp.run()
         status = self.qp.getModelStatus()
         S = self._hs.HighsModelStatus

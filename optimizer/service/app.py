@@ -81,8 +81,8 @@ def create_app(engine: Any, admin_token: str | None = None) -> Any:
             elif not isinstance(body, dict):
                 out[i] = 422, encode({"error": "body: expected an object {\"unit_id\": str, \"context\": {...}}"},
                                      422)
-            elif set(body) - {"unit_id", "context"}:
-                out[i] = 422, encode({"error": f"{sorted(set(body) - {'unit_id', 'context'})[0]}: unknown field"}, 422)
+            elif unknown := sorted(set(body) - {"unit_id", "context"}):
+                out[i] = 422, encode({"error": f"{unknown[0]}: unknown field"}, 422)
             elif "unit_id" not in body:
                 out[i] = 422, encode({"error": "unit_id: missing"}, 422)
             else:
