@@ -367,14 +367,22 @@ def paid_entries(codes, u, price, cost, T, seg, shift):
 
 
 @kernel
-def codes_to_indices(codes, u, T):
-    """(k, 3) int64 (customer, channel, day) rows of a code array and their utilities (float64, same order)."""
+def _count_contacts(codes):
+    """Number of contacts (codes >= 0) in a code array."""
     n, slots = codes.shape
     total = 0
     for i in range(n):
         for q in range(slots):
             if codes[i, q] >= 0:
                 total += 1
+    return total
+
+
+@kernel
+def codes_to_indices(codes, u, T):
+    """(k, 3) int64 (customer, channel, day) rows of a code array and their utilities (float64, same order)."""
+    n, slots = codes.shape
+    total = _count_contacts(codes)
     out = np.empty((total, 3), dtype=np.int64)
     value = np.empty(total)
     k = 0
@@ -590,11 +598,7 @@ def plan_entries(codes, u, price, cost_price, shift, seg, T):
     ``seg`` has length n or 1. NumPy twin: ``solvers.fairness_repair.entries_numpy``.
     """
     n, slots = codes.shape
-    k = 0
-    for i in range(n):
-        for q in range(slots):
-            if codes[i, q] >= 0:
-                k += 1
+    k = _count_contacts(codes)
     rows = np.empty(k, dtype=np.int64)
     slot = np.empty(k, dtype=np.int64)
     m = np.empty(k, dtype=np.int64)
