@@ -123,7 +123,7 @@ class DualEvaluation:
 
 def reduced_utilities(problem: PlanningProblem, capacity_price: np.ndarray, budget_price: float,
                       shift: np.ndarray | None = None) -> np.ndarray:
-    """r = u - lambda - mu*c - shift[segment] over candidate contacts; -inf elsewhere (float64, (n, M, T)).
+    """r = u - (lambda + mu*c + shift[segment]) over candidate contacts; -inf elsewhere (float64, (n, M, T)).
 
     ``shift`` (S, M) is the fairness price shift of :mod:`formulations.fairness`.
     """
@@ -132,9 +132,11 @@ def reduced_utilities(problem: PlanningProblem, capacity_price: np.ndarray, budg
     ok = ((u > 0) | (np.isfinite(u) & neg_ok[None, :, None])) & problem.cell_allowed()[None, :, :]
     limits = problem.contact_limits()
     ok &= (limits > 0)[:, None, None]
-    r = u - capacity_price[None, :, :] - budget_price * problem.cost[None, :, None]
+    total = capacity_price + budget_price * problem.cost[:, None]      # summed first, as the kernels do
     if shift is not None and problem.segment_codes is not None:
-        r = r - shift[problem.segment_codes][:, :, None]
+        r = u - (total[None, :, :] + shift[problem.segment_codes][:, :, None])
+    else:
+        r = u - total[None, :, :]
     return np.where(ok, r, -np.inf)
 
 
