@@ -451,6 +451,25 @@ def _count_contacts(codes):
 
 
 @kernel
+def codes_value(codes, u, seg, S, T):
+    """Value of a code array's contacts and their count per (segment, channel) (S, M)."""
+    n, slots = codes.shape
+    M = u.shape[1]
+    value = 0.0
+    usage = np.zeros((S, M), dtype=np.int64)
+    scalar_seg = seg.shape[0] == 1
+    for i in range(n):
+        s_i = seg[0] if scalar_seg else seg[i]
+        for q in range(slots):
+            c = codes[i, q]
+            if c >= 0:
+                m = c // T
+                value += np.float64(u[i, m, c - m * T])
+                usage[s_i, m] += 1
+    return value, usage
+
+
+@kernel
 def codes_to_indices(codes, u, T):
     """(k, 3) int64 (customer, channel, day) rows of a code array and their utilities (float64, same order)."""
     n, slots = codes.shape

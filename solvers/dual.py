@@ -51,6 +51,8 @@ SAMPLE_MIN = 20_000    # customers in that sample (at least) ...
 SAMPLE_SHARE = 50      # ... or 1/50 of the customers
 SAMPLE_GAP = 1e-3      # gap at which the sample stage stops
 GUESS_FACTOR = 2.0     # the full stage expects min L within this many times the sample's dual interval
+SMOOTH_CUTS = 3       # h-cuts combined with q's tangent at each projected point (fairness penalty; 0 = off)
+SMOOTH_ROUNDS = 3     # ... re-projections per level
 POLISH_CELLS = 40_000  # customer-channel-day cells up to which an open gap is closed by an exact MIP (see polish)
 POLISH_SECONDS = 30.0  # time limit of that MIP when the solve has none
 
@@ -126,6 +128,8 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
     history: list[dict] = []
     closed = DUAL_CLOSED * rel_gap
     f_guess = -math.inf
+    smooth_cuts = SMOOTH_CUTS > 0 and data.smooth_part(y0) is not None
+    h_cuts: list = []
     it = 0
     for it in range(1, max_iter + 1):
         f, g, _, _ = data.evaluate(y)
@@ -140,6 +144,9 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
             recovered_y, status = best_y, Status.OPTIMAL
             break
         bundle.add_cut(y, f, g)
+        if smooth_cuts:
+            qv, qg = data.smooth_part(y)
+            h_cuts.append((np.array(y, dtype=np.float64), f - qv, g - qg))
         f_low = max(f_low, bundle.model_minimum(), objective)
         dual_gap = (best_f - f_low) / max(abs(best_f), 1e-300)
         if recovered_y is not best_y and (recovered_y is None or dual_gap <= RECOVER_NEAR * rel_gap
@@ -151,7 +158,7 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
                     bundle.add_cut(yy, ff, gg)
                     if ff < best_f:
                         best_f, best_y = ff, yy
-            idx, obj = data.recover(at, rounds=LIGHT_ROUNDS)
+            idx, obj = data.recover(at, rounds=LIGHT_ROUNDS, lazy=True)
             recovered_y = best_y
             if obj > objective:
                 plan, objective = idx, obj
@@ -184,6 +191,8 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
             base = f_guess if f_low < f_guess < best_f else f_low
             level = base + bundle.alpha * (best_f - base)
             outcome, y_next = bundle.project(best_y, level)
+            if outcome == "ok" and smooth_cuts:
+                outcome, y_next = _exact_smooth_part(data, bundle, h_cuts, best_y, level, y_next)
             if outcome == "ok":
                 break
             if outcome == "failed":     # numerical trouble in the QP: take Kelley's point instead
@@ -215,7 +224,31 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
         gap = relative_gap(best_f, objective)
         if gap is not None and gap <= rel_gap:
             status = Status.OPTIMAL
+    plan = None if plan is None else data.indices_of(plan)
     return LoopResult(status, best_f, best_y, plan, objective, f_low, it, len(bundle), history)
+
+
+def _exact_smooth_part(data: DualData, bundle: LevelBundle, h_cuts: list, center: np.ndarray, level: float,
+                       y: np.ndarray) -> tuple[str, np.ndarray | None]:
+    """Pull a projected point into the level set of the model with q exact.
+
+    L = h + q with q(y) = sum nu^2/(4 gamma w) known (:meth:`DualData.smooth_part`).
+    Any cut of h plus any tangent of q is a valid cut of L, found without an
+    evaluation: while the point lies above the level for h's most active cuts
+    plus q's exact value there, add those cuts with q's tangent at the point
+    and project again.
+    """
+    for _ in range(SMOOTH_ROUNDS):
+        qv, qg = data.smooth_part(y)
+        hv = np.array([fh + gh @ (y - yj) for yj, fh, gh in h_cuts])
+        if hv.max() + qv <= level + 1e-9 * max(abs(level), 1.0):
+            break
+        for j in np.argsort(-hv)[:SMOOTH_CUTS]:
+            bundle.add_cut(y, float(hv[j] + qv), h_cuts[j][2] + qg)
+        outcome, y = bundle.project(center, level)
+        if outcome != "ok":
+            return outcome, y
+    return "ok", y
 
 
 def solve(problem: PlanningProblem, options: SolveOptions) -> SolveResult:

@@ -316,7 +316,8 @@ class ShardedDual(DualData):
         return np.zeros((0, 3), dtype=np.int64), 0.0
 
     # ---------------------------------------------------------------- recovery
-    def recover(self, y: np.ndarray, rounds: int = FILL_ROUNDS):
+    def recover(self, y: np.ndarray, rounds: int = FILL_ROUNDS, lazy: bool = False):
+        """As :meth:`DualData.recover`; always returns index rows (``lazy`` is accepted and ignored)."""
         last = None
         for _ in range(RETRIES):
             try:

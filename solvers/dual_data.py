@@ -12,6 +12,7 @@ plan (see :mod:`solvers.dual_dask`).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,6 +25,13 @@ CHUNK = 1024          # customers per parallel work item (10k customers: 10 item
 TOL_ROWS = 1e-9
 ROW_SCALE = 2.0       # a fairness row price spans [0, ROW_SCALE * max utility / smallest coefficient]
 FILL_ROUNDS = 6       # add/swap rounds of the final recovery
+
+
+@dataclass
+class PlanCodes:
+    """A recovered plan still as (n, slots) contact codes (see :meth:`DualData.recover`)."""
+
+    codes: np.ndarray
 
 
 def spend_of(usage: np.ndarray, cost: np.ndarray, M: int, T: int) -> float:
@@ -263,6 +271,20 @@ class DualData:
                 grad[self.i_terms:] = (c + terms / (2.0 * self.gamma * self.term_weight) - bx) * self.scale[self.i_terms:]
         return value, grad, usage, spend
 
+    def smooth_part(self, y: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """The known smooth part of L, q(y) = sum_p nu_p^2 / (4 gamma w_p), and its gradient (None without one).
+
+        L(y) = h(y) + q(y) with h piecewise linear; the level loop models h by
+        cuts and q exactly (through tangents it adds without evaluating L).
+        """
+        if not self.n_terms:
+            return None
+        _, terms = self.fairness_prices(y)
+        denom = 4.0 * self.gamma * self.term_weight
+        grad = np.zeros(self.dim)
+        grad[self.i_terms:] = 2.0 * terms / denom * self.scale[self.i_terms:]
+        return float(np.sum(terms ** 2 / denom)), grad
+
     def subsample(self, size: int, seed: int) -> "DualData":
         """The same prices on a random subset of customers, with capacity and budget scaled to it.
 
@@ -365,14 +387,16 @@ class DualData:
         out[k] = b
         return out, evals
 
-    def recover(self, y: np.ndarray, rounds: int = FILL_ROUNDS) -> tuple[np.ndarray, float]:
+    def recover(self, y: np.ndarray, rounds: int = FILL_ROUNDS, lazy: bool = False) -> tuple[np.ndarray, float]:
         """A feasible plan from prices y: the customers' choices, repaired and filled.
 
         ``rounds`` bounds the add/swap improvement rounds (each is a pass over
         the customers): a light recovery during the iterations, a full one for
         the returned plan. Returns the (k, 3) index rows (sorted by customer,
         day) and their value; ``None`` rows when the segment bounds could not
-        be met.
+        be met. ``lazy=True`` returns the plan as :class:`PlanCodes` instead
+        (turned into rows by :meth:`indices_of` only if it is kept; at 1M
+        customers building the rows costs 40 ms).
         """
         price, mu = self.prices(y)
         cost_price = mu * self.cost
@@ -421,17 +445,33 @@ class DualData:
             if not ok:
                 return None, -np.inf
             budget_left = refill(self, codes, price, cost_price, shift, leftover, budget_left)
+        if lazy:
+            value, seg_usage = K.codes_value(codes, self.u, self.seg, self.n_segments, T)
+            return PlanCodes(codes), value - self._penalty_of(seg_usage)
         idx, values = K.codes_to_indices(codes, self.u, T)
         return idx, float(np.sum(values)) - self.penalty_value(idx)
+
+    def indices_of(self, plan):
+        """(k, 3) index rows of a plan returned by :meth:`recover` (lazy or not)."""
+        if isinstance(plan, PlanCodes):
+            return K.codes_to_indices(plan.codes, self.u, self.T)[0]
+        return plan
 
     def penalty_value(self, idx: np.ndarray) -> float:
         """γΨ of a plan in this data's (possibly sampled) terms."""
         if self.fair is None or not self.gamma:
             return 0.0
-        f = self.fair
         seg = self.seg[idx[:, 0]] if idx.size else np.zeros(0, dtype=np.int64)
         usage = np.zeros((self.n_segments, self.M))
         np.add.at(usage, (seg, idx[:, 1]), 1.0)
+        return self._penalty_of(usage)
+
+    def _penalty_of(self, usage: np.ndarray) -> float:
+        """γΨ from the plan's contacts per (segment, channel)."""
+        if self.fair is None or not self.gamma:
+            return 0.0
+        f = self.fair
+        usage = np.asarray(usage, dtype=np.float64)
         bx = np.einsum("ps,sp->p", f.pen_coef[:self.n_terms], usage @ f.pen_channels[:self.n_terms].T.astype(float))
         z = bx - self.pen_const
         return float(self.gamma * np.sum(f.pen_weight[:self.n_terms] * z * z))
