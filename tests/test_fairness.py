@@ -176,3 +176,57 @@ def test_pyomo_and_highs_build_the_same_fairness_model(kw):
     problem = unfair_problem(3, n=12, **kw)
     model = build_model(problem)
     assert model_size(build_pyomo(problem)) == (model.num_rows, model.num_cols, model.num_nonzeros)
+
+
+@pytest.mark.parametrize("gamma", [5.0, 200.0])
+def test_penalty_cuts_without_evaluation_are_valid(gamma):
+    """The cuts the level loop adds for the penalty's smooth part (h-cut + tangent of q) never exceed L.
+
+    A wrong decomposition L = h + q (say q's gradient or value off by a factor) would
+    put such a cut above L somewhere; it is checked at random points of the price box.
+    """
+    from solvers.bundle import LevelBundle
+    from solvers.dual import _exact_smooth_part
+
+    problem = unfair_problem(4, fairness_penalty=gamma)
+    d = DualData(problem)
+    rng = np.random.default_rng(0)
+    # q is the conjugate term of formulations.fairness, with its gradient
+    f = problem.fairness
+    y = d.lower + rng.random(d.dim) * (d.box - d.lower)
+    q, qg = d.smooth_part(y)
+    nu = y[d.i_terms:] * d.scale[d.i_terms:]
+    assert q == pytest.approx(float(np.sum(nu ** 2 / (4 * f.penalty * f.pen_weight[:f.n_terms]))), rel=1e-12)
+    step = 1e-6
+    for k in range(d.dim):
+        e = np.zeros(d.dim)
+        e[k] = step
+        fd = (d.smooth_part(y + e)[0] - d.smooth_part(y - e)[0]) / (2 * step)
+        assert qg[k] == pytest.approx(fd, rel=1e-6, abs=1e-6)
+    bundle = LevelBundle(d.dim, upper=d.box, lower=d.lower)
+    h_cuts = []
+    for _ in range(4):
+        y = d.lower + rng.random(d.dim) * (d.box - d.lower)
+        f, g, _, _ = d.evaluate(y)
+        bundle.add_cut(y, f, g)
+        q, qg = d.smooth_part(y)
+        h_cuts.append((y, f - q, g - qg))
+    level = bundle.model_minimum() + 0.2 * (min(bundle.values) * bundle.scale - bundle.model_minimum())
+    real = len(bundle)
+    outcome, _ = _exact_smooth_part(d, bundle, h_cuts, h_cuts[0][0], level, d.lower + 0.5 * (d.box - d.lower))
+    assert len(bundle) > real                      # cuts were added without evaluating L
+    points = [d.lower + rng.random(d.dim) * (d.box - d.lower) for _ in range(40)] + bundle.points[real:]
+    for y in points:                               # random points and the added cuts' own points
+        f = d.evaluate(y)[0]
+        cuts = [(v + g @ (y - p)) * bundle.scale for v, g, p in zip(bundle.values, bundle.grads, bundle.points)]
+        assert max(cuts) <= f + 1e-9 * max(1.0, abs(f))
+
+
+def test_lazy_recovery_has_the_same_plan_and_value():
+    """A light recovery kept as codes (value and penalty from the codes kernel) equals the index-row one."""
+    d = DualData(unfair_problem(2, fairness_penalty=50.0))
+    y = np.full(d.dim, 0.2) * d.box
+    idx, value = d.recover(y, rounds=2)
+    plan, lazy_value = d.recover(y, rounds=2, lazy=True)
+    np.testing.assert_array_equal(d.indices_of(plan), idx)
+    assert lazy_value == pytest.approx(value, rel=1e-12)
