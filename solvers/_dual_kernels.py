@@ -294,15 +294,23 @@ def best_additions(u, cell_ok, price, cost_price, cost, limits, gap, codes, left
     scalar_limit = limits.shape[0] == 1
     open_cell = _open_cells(cell_ok, leftover)
     slots = codes.shape[1]
+    S = shift.shape[0]
+    seg_open = np.zeros(S, dtype=np.bool_)          # segments with some channel not excluded
+    for s in range(S):
+        for m in range(M):
+            if shift[s, m] < np.inf:
+                seg_open[s] = True
     for c in prange(n_chunks):
         lo = c * chunk
         hi = min(n, lo + chunk)
         day = np.empty(slots, dtype=np.int64)
         for i in range(lo, hi):
+            s_i = seg[0] if seg.shape[0] == 1 else seg[i]
+            if not seg_open[s_i]:
+                continue
             lim = limits[0] if scalar_limit else limits[i]
             if lim <= 0 or _contact_days(codes[i], T, gap, day) >= lim:
                 continue
-            s_i = seg[0] if seg.shape[0] == 1 else seg[i]
             for t in range(T):
                 if not _day_free(day, -1, t, gap):
                     continue
@@ -450,22 +458,36 @@ def _count_contacts(codes):
     return total
 
 
-@kernel
+@parallel_kernel
 def codes_value(codes, u, seg, S, T):
-    """Value of a code array's contacts and their count per (segment, channel) (S, M)."""
+    """Value of a code array's contacts and their count per (segment, channel) (S, M).
+
+    Summed per chunk of 65,536 customers, then over chunks in order (the same
+    total on any number of threads).
+    """
     n, slots = codes.shape
     M = u.shape[1]
+    chunk = 65_536
+    n_chunks = (n + chunk - 1) // chunk
+    part = np.zeros(n_chunks)
+    part_usage = np.zeros((n_chunks, S, M), dtype=np.int64)
+    scalar_seg = seg.shape[0] == 1
+    for b in prange(n_chunks):
+        acc = 0.0
+        for i in range(b * chunk, min(n, (b + 1) * chunk)):
+            s_i = seg[0] if scalar_seg else seg[i]
+            for q in range(slots):
+                c = codes[i, q]
+                if c >= 0:
+                    m = c // T
+                    acc += np.float64(u[i, m, c - m * T])
+                    part_usage[b, s_i, m] += 1
+        part[b] = acc
     value = 0.0
     usage = np.zeros((S, M), dtype=np.int64)
-    scalar_seg = seg.shape[0] == 1
-    for i in range(n):
-        s_i = seg[0] if scalar_seg else seg[i]
-        for q in range(slots):
-            c = codes[i, q]
-            if c >= 0:
-                m = c // T
-                value += np.float64(u[i, m, c - m * T])
-                usage[s_i, m] += 1
+    for b in range(n_chunks):
+        value += part[b]
+        usage += part_usage[b]
     return value, usage
 
 

@@ -46,10 +46,14 @@ def entries_numpy(data, codes, price, cost_price, shift):
     return rows, slot, m, t, seg, reduced
 
 
-def _row_values(data, seg, m) -> np.ndarray:
+def _plan_rows(data, codes) -> np.ndarray:
+    """Row values of a plan from its contacts per (segment, channel), without its flat view (8 vs 60 ms at 1M)."""
+    return _rows_of_usage(data, K.codes_value(codes, data.u, data.seg, data.n_segments, data.T)[1])
+
+
+def _rows_of_usage(data, usage) -> np.ndarray:
     f = data.fair
-    usage = np.bincount(seg * data.M + m, minlength=data.n_segments * data.M).reshape(data.n_segments, data.M)
-    usage = usage.astype(np.float64)
+    usage = np.asarray(usage).astype(np.float64)
     return np.einsum("rs,sr->r", f.row_coef, usage @ f.row_channels.T.astype(np.float64))
 
 
@@ -70,11 +74,11 @@ def swap_rows(data, codes, price, cost_price, shift, leftover, budget_left, roun
     n_cells, S = M * T, data.n_segments
     big = np.ones_like(leftover)
     for _ in range(rounds):
-        rows, slot, m, t, seg, reduced = _entries(data, codes, price, cost_price, shift)
-        row_val = _row_values(data, seg, m)
+        row_val = _plan_rows(data, codes)
         violated = row_val - data.row_rhs > TOL
         if not violated.any():
             break
+        rows, slot, m, t, seg, reduced = _entries(data, codes, price, cost_price, shift)
         favoured = (f.row_coef[violated] < 0).any(axis=0)
         group = f.row_channels[violated].any(axis=0)
         if not favoured.any():
@@ -115,8 +119,7 @@ def repair_rows(data, codes, price, cost_price, shift, leftover, budget_left) ->
     customers = np.arange(data.n, dtype=np.int64)
     budget_left = swap_rows(data, codes, price, cost_price, shift, leftover, budget_left)
     for _ in range(MAX_MOVES):
-        rows, slot, m, t, seg, reduced = _entries(data, codes, price, cost_price, shift)
-        viol = _row_values(data, seg, m) - data.row_rhs
+        viol = _plan_rows(data, codes) - data.row_rhs
         r = int(np.argmax(viol))
         if viol[r] <= TOL:
             return True, budget_left
@@ -136,6 +139,8 @@ def repair_rows(data, codes, price, cost_price, shift, leftover, budget_left) ->
                 order = cand[np.argsort(-best_r[cand], kind="stable")][:max(need, 1)]
                 moved, budget_left = K.greedy_add(order, customers, best_code, codes, leftover, data.cost,
                                                   budget_left, data.limits, data.gap, data.T)
+        if moved == 0:
+            rows, slot, m, t, seg, reduced = _entries(data, codes, price, cost_price, shift)
         if moved == 0 and favoured.any():                    # 2. free full slots for the favoured segments
             full = group[:, None] & (leftover <= 0)
             pick = np.flatnonzero((a[seg] >= 0) & full[m, t])
@@ -173,8 +178,7 @@ def refill(data, codes, price, cost_price, shift, leftover, budget_left, rounds:
     customers = np.arange(data.n, dtype=np.int64)
     S, M = data.n_segments, data.M
     for _ in range(rounds):
-        rows, slot, m, t, seg, reduced = _entries(data, codes, price, cost_price, shift)
-        slack = data.row_rhs - _row_values(data, seg, m)
+        slack = data.row_rhs - _plan_rows(data, codes)
         coef = f.row_coef[:, :, None] * f.row_channels[:, None, :]          # (R, S, M)
         positive = coef > TOL
         share = np.where(positive, coef, 0.0)
