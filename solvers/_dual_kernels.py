@@ -407,11 +407,23 @@ def drop_overloaded(codes, u, price, cost_price, excess, T, seg, shift):
             continue
         lo = start[c]
         hi = start[c + 1]
-        order = np.argsort(red[lo:hi], kind="mergesort")
-        for k in range(min(excess[c], hi - lo)):
-            e = lo + order[k]
-            codes[who[e], slot[e]] = -1
-            dropped += 1
+        k = min(excess[c], hi - lo)
+        if k <= 0:
+            continue
+        # the k first in (reduced utility, position) order, as a stable sort would give, via one
+        # partition: everything below the k-th smallest value, then its ties by position
+        thr = np.partition(red[lo:hi], k - 1)[k - 1]
+        below = 0
+        for e in range(lo, hi):
+            if red[e] < thr:
+                below += 1
+        ties = k - below
+        for e in range(lo, hi):
+            if red[e] < thr or (red[e] == thr and ties > 0):
+                if red[e] == thr:
+                    ties -= 1
+                codes[who[e], slot[e]] = -1
+                dropped += 1
     return dropped
 
 

@@ -226,3 +226,35 @@ def test_clearing_start_prices_the_first_customer_beyond_capacity():
     assert binding > 0
     parts = [cell_tops(p.utility[i::3], d.price_cells, d.capacity) for i in range(3)]
     np.testing.assert_array_equal(d._clearing_coords(parts), y)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_drop_overloaded_drops_the_stable_smallest(seed):
+    """Per overloaded cell, exactly the first ``excess`` contacts in (reduced utility, position) order go.
+
+    Utilities are small integers so ties are common; the reference is a stable sort.
+    """
+    rng = np.random.default_rng(seed)
+    n, M, T, slots = 400, 3, 4, 2
+    u = rng.integers(1, 5, size=(n, M, T)).astype(np.float32)
+    codes = np.full((n, slots), -1, dtype=np.int16)
+    for i in range(n):
+        days = rng.choice(T, size=rng.integers(0, slots + 1), replace=False)
+        for q, t in enumerate(days):
+            codes[i, q] = rng.integers(0, M) * T + t
+    price = rng.integers(0, 2, size=(M, T)).astype(np.float64)
+    cost_price = np.zeros(M)
+    shift = np.zeros((1, M))
+    usage = np.bincount(codes[codes >= 0], minlength=M * T)
+    excess = np.maximum(usage - rng.integers(0, 60, size=M * T), 0).astype(np.int64)
+    expected = codes.copy()
+    for c in np.flatnonzero(excess > 0):
+        who, slot = np.nonzero(codes == c)                     # position order: customer, then slot
+        m, t = divmod(int(c), T)
+        red = u[who, m, t].astype(np.float64) - price[m, t]
+        gone = np.argsort(red, kind="stable")[:excess[c]]
+        expected[who[gone], slot[gone]] = -1
+    got = codes.copy()
+    dropped = K.drop_overloaded(got, u, price, cost_price, excess, T, np.zeros(1, dtype=np.int64), shift)
+    assert dropped == int(excess.sum())
+    np.testing.assert_array_equal(got, expected)
