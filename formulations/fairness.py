@@ -68,7 +68,11 @@ concave.
   + \sum_i \phi_i(\text{shifted})` whose per-customer part again sees only a
   per-(segment, channel) price shift :math:`\nu_{sg} B_{sg, s(i)}`. The
   optimal price is :math:`\nu = 2γ w z`, hence :math:`|\nu_{sg}| \le
-  2γ w_s (1 + \max \bar\rho)`, which bounds the price box.
+  2γ w_s (1 + \max \bar\rho)`, which bounds the price box. The term
+  :math:`q(\nu) = \sum \nu^2/(4γw)` is smooth and known, so the solver's
+  bundle model keeps it exact: L = h + q with h piecewise linear, and a cut
+  of h plus a tangent of q at any point is a valid cut of L that needs no
+  evaluation (:func:`solvers.dual._exact_smooth_part`).
 
 This module turns the problem's fairness fields into these rows and terms
 (:class:`FairnessModel`) and computes rates and Ψ for a plan.

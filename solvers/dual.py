@@ -14,7 +14,12 @@ recovery) is in :mod:`formulations.lagrangian`; the kernels are in
    (``iteration_limit``), or when the dual is solved but the plan cannot
    close the remaining gap (``feasible``, the certified gap is reported);
 5. otherwise project onto the level set (least-distance NNLS, HiGHS QP as
-   check and fallback; :mod:`solvers.bundle`) for the next prices.
+   check and fallback; :mod:`solvers.bundle`) for the next prices. With a
+   fairness penalty, L = h + q where q(nu) = sum nu^2/(4 gamma w) is known:
+   the projected point is pulled into the level set of "h's cuts + q exact"
+   by cuts that need no evaluation (:func:`_exact_smooth_part`). Measured at
+   1M customers, gamma=1000 on the call rates: 49 -> 29 iterations; at 200k,
+   106 -> 14.
 
 Starting prices: ``warm_start`` when given; else, from ``SAMPLE_FROM``
 customers, the prices a level loop finds on a random sample; else half the
