@@ -387,7 +387,8 @@ class DualData:
         out[k] = b
         return out, evals
 
-    def recover(self, y: np.ndarray, rounds: int = FILL_ROUNDS, lazy: bool = False) -> tuple[np.ndarray, float]:
+    def recover(self, y: np.ndarray, rounds: int = FILL_ROUNDS,
+                lazy: bool = False) -> tuple[np.ndarray | PlanCodes | None, float]:
         """A feasible plan from prices y: the customers' choices, repaired and filled.
 
         ``rounds`` bounds the add/swap improvement rounds (each is a pass over
