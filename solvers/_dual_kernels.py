@@ -227,20 +227,6 @@ def max_positive_utility(u, cell_ok, chunk):
 
 
 @kernel
-def _fits(codes_i, t, gap, T, limit):
-    """Can day ``t`` be added to a customer whose contacts are ``codes_i``?"""
-    count = 0
-    for q in range(codes_i.shape[0]):
-        code = codes_i[q]
-        if code >= 0:
-            count += 1
-            d = code % T
-            if abs(d - t) < gap:
-                return False
-    return count < limit
-
-
-@kernel
 def _open_cells(cell_ok, leftover):
     """(M, T) cells that are allowed and have leftover capacity."""
     M, T = cell_ok.shape
@@ -334,6 +320,7 @@ def greedy_add(order, customer, code, codes, leftover, cost, budget_left, limits
     """
     added = 0
     scalar_limit = limits.shape[0] == 1
+    day = np.empty(codes.shape[1], dtype=np.int64)
     for pos in range(order.shape[0]):
         j = order[pos]
         i = customer[j]
@@ -343,7 +330,7 @@ def greedy_add(order, customer, code, codes, leftover, cost, budget_left, limits
         if leftover[m, t] <= 0 or cost[m] > budget_left:
             continue
         lim = limits[0] if scalar_limit else limits[i]
-        if not _fits(codes[i], t, gap, T, lim):
+        if _contact_days(codes[i], T, gap, day) >= lim or not _day_free(day, -1, t, gap):
             continue
         for q in range(codes.shape[1]):
             if codes[i, q] < 0:
@@ -419,11 +406,12 @@ def drop_overloaded(codes, u, price, cost_price, excess, T, seg, shift):
                 below += 1
         ties = k - below
         for e in range(lo, hi):
-            if red[e] < thr or (red[e] == thr and ties > 0):
-                if red[e] == thr:
-                    ties -= 1
-                codes[who[e], slot[e]] = -1
-                dropped += 1
+            if red[e] == thr and ties > 0:
+                ties -= 1
+            elif not red[e] < thr:
+                continue
+            codes[who[e], slot[e]] = -1
+            dropped += 1
     return dropped
 
 
@@ -528,16 +516,6 @@ def codes_to_indices(codes, u, T):
     return out, value
 
 
-@kernel
-def _fits_without(codes_i, skip, t, gap, T):
-    """Is day ``t`` at least ``gap`` days from every contact except slot ``skip``?"""
-    for q in range(codes_i.shape[0]):
-        code = codes_i[q]
-        if q != skip and code >= 0 and abs(code % T - t) < gap:
-            return False
-    return True
-
-
 @parallel_kernel
 def best_swaps(u, cell_ok, price, cost_price, cost, gap, codes, leftover, budget_left, chunk, seg, shift):
     """Per customer, the best replacement of one contact by another.
@@ -595,6 +573,7 @@ def best_swaps(u, cell_ok, price, cost_price, cost, gap, codes, leftover, budget
 def apply_swaps(order, best_slot, best_code, codes, leftover, cost, budget_left, gap, T):
     """Apply swaps in ``order`` while they still fit; returns (number applied, budget left)."""
     applied = 0
+    day = np.empty(codes.shape[1], dtype=np.int64)
     for pos in range(order.shape[0]):
         i = order[pos]
         q = best_slot[i]
@@ -611,7 +590,8 @@ def apply_swaps(order, best_slot, best_code, codes, leftover, cost, budget_left,
         delta = cost[mb] - cost[ma]
         if delta > budget_left:
             continue
-        if not _fits_without(codes[i], q, tb, gap, T):
+        _contact_days(codes[i], T, gap, day)
+        if not _day_free(day, q, tb, gap):
             continue
         codes[i, q] = cb
         leftover[mb, tb] -= 1
