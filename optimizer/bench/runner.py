@@ -91,7 +91,7 @@ def run_one(spec: InstanceSpec, method: str, *, time_limit: float | None, rel_ga
         return {**base, "status": status, "wall_time": time.perf_counter() - start,
                 "error": f"exit code {proc.returncode}: {tail}"[:300]}
     result = json.loads(line[len(MARKER):])
-    return {**base, **result}
+    return {**base, **result, "method": base["method"]}
 
 
 def run_suite(specs: list[InstanceSpec], methods: list[str], *, time_limit: float | None, repeat: int = 1,

@@ -316,8 +316,8 @@ class DecisionEngine:
         timings["select"] = time.perf_counter() - t3
         prices = d.prices.tolist()
         per_row = zip(live, d.actions.tolist(), d.propensities.tolist(), d.reason_names.tolist(), p.tolist(),
-                   offers.tolist(), keep.sum(axis=1).tolist(), scores.tolist(),
-                   eligible.astype(int).tolist(), exposure.tolist())
+                      offers.tolist(), keep.sum(axis=1).tolist(), scores.tolist(),
+                      eligible.astype(int).tolist(), exposure.tolist())
         for r, a, prop, reason, p_row, offer, n_cand, s_row, e_row, q_row in per_row:
             offer = offer if offer >= 0 else None
             recs[r].update(action=a, channel=ACTIONS[a], offer=offer if a > 0 else None, propensity=prop,
