@@ -614,9 +614,20 @@ def _helps(row_val, delta, row_rhs, viol):
     return new < viol - 1e-12
 
 
+@kernel(inline="always")
+def _allowed_move(row_val, delta, row_rhs, viol, improve):
+    """Repair: does the move help (:func:`_helps`)? Improvement: does every row still hold after it?"""
+    if not improve:
+        return _helps(row_val, delta, row_rhs, viol)
+    for r in range(row_val.shape[0]):
+        if row_val[r] + delta[r] - row_rhs[r] > 1e-9:
+            return False
+    return True
+
+
 @kernel
 def row_swaps(row_coef, row_channels, row_val, row_rhs, T, add_ptr, add_cust, add_val, drop_ptr, drop_cust, drop_slot,
-              drop_val, codes, leftover, cost, budget_left):
+              drop_val, codes, leftover, cost, budget_left, improve=False):
     """Greedy cheapest moves that reduce the violation of the segment rows (fairness repair).
 
     A move either adds a customer's contact into a cell with leftover
@@ -630,6 +641,11 @@ def row_swaps(row_coef, row_channels, row_val, row_rhs, T, add_ptr, add_cust, ad
     without raising any row's own violation (rows are not traded against
     each other). Stops when every row holds or no move helps. Updates codes,
     leftover (M, T) and row_val in place; returns (moves, budget left).
+
+    ``improve=True`` (rows already hold): every step takes the most valuable
+    move (loss < 0) that keeps every row satisfied, until none is left. This
+    gives back what the repair over-did: a row with a positive price left
+    slack by the repair costs about its price per contact of slack.
     """
     R, S = row_coef.shape
     n_cells = (add_ptr.shape[0] - 1) // S
@@ -641,8 +657,8 @@ def row_swaps(row_coef, row_channels, row_val, row_rhs, T, add_ptr, add_cust, ad
     viol = 0.0
     for r in range(R):
         viol += max(0.0, row_val[r] - row_rhs[r])
-    while viol > 1e-9:
-        best_loss = np.inf
+    while viol > 1e-9 or improve:
+        best_loss = -1e-9 if improve else np.inf
         best_add = -1
         best_drop = -1
         for c in range(n_cells):
@@ -658,7 +674,7 @@ def row_swaps(row_coef, row_channels, row_val, row_rhs, T, add_ptr, add_cust, ad
                     if loss < best_loss:
                         for r in range(R):
                             delta[r] = row_coef[r, s_add] if row_channels[r, m] else 0.0
-                        if _helps(row_val, delta, row_rhs, viol):
+                        if _allowed_move(row_val, delta, row_rhs, viol, improve):
                             best_loss, best_add, best_drop = loss, c * S + s_add, -1
                             best_delta[:] = delta
                 for s_drop in range(S):      # a swap may help where an addition would not
@@ -670,7 +686,7 @@ def row_swaps(row_coef, row_channels, row_val, row_rhs, T, add_ptr, add_cust, ad
                         continue
                     for r in range(R):
                         delta[r] = (row_coef[r, s_add] - row_coef[r, s_drop]) if row_channels[r, m] else 0.0
-                    if _helps(row_val, delta, row_rhs, viol):
+                    if _allowed_move(row_val, delta, row_rhs, viol, improve):
                         best_loss, best_add, best_drop = loss, c * S + s_add, c * S + s_drop
                         best_delta[:] = delta
         if best_add < 0:

@@ -440,11 +440,12 @@ class DualData:
             if added == 0 and swapped == 0:
                 break
         if self.fair is not None and self.n_rows:
-            from solvers.fairness_repair import refill, repair_rows
+            from solvers.fairness_repair import give_back, refill, repair_rows
 
             ok, budget_left = repair_rows(self, codes, price, cost_price, shift, leftover, budget_left)
             if not ok:
                 return None, -np.inf
+            budget_left = give_back(self, codes, price, cost_price, shift, leftover, budget_left)
             budget_left = refill(self, codes, price, cost_price, shift, leftover, budget_left)
         if lazy:
             value, seg_usage = K.codes_value(codes, self.u, self.seg, self.n_segments, T)

@@ -230,3 +230,49 @@ def test_lazy_recovery_has_the_same_plan_and_value():
     plan, lazy_value = d.recover(y, rounds=2, lazy=True)
     np.testing.assert_array_equal(d.indices_of(plan), idx)
     assert lazy_value == pytest.approx(value, rel=1e-12)
+
+
+def test_give_back_keeps_the_rows_and_only_gains(monkeypatch):
+    """After the repair, rows a price made too generous give back contacts: never a loss, never a broken row."""
+    import solvers.fairness_repair as FR
+    from solvers.dual_data import PlanCodes
+
+    give_back = FR.give_back
+    gained = 0
+    for seed, n in [(0, 120), (1, 300)]:
+        problem = unfair_problem(seed, n=n, segment_bounds=BOUNDS["relative-min-ch1"]).replace(max_contacts=1)
+        data = DualData(problem)
+        for share in (0.05, 0.1, 0.2):
+            y = np.full(data.dim, 0.05) * data.box
+            y[data.i_rows:data.i_terms] = share * data.box[data.i_rows:data.i_terms]
+            monkeypatch.setattr(FR, "give_back", lambda d, codes, *a, **k: a[-1])
+            without, before = data.recover(y, rounds=2, lazy=True)
+            monkeypatch.setattr(FR, "give_back", give_back)
+            plan, after = data.recover(y, rounds=2, lazy=True)
+            assert isinstance(plan, PlanCodes)
+            assert (FR._plan_rows(data, plan.codes) <= data.row_rhs + 1e-9).all()
+            report = verify(problem, data.indices_of(plan))
+            assert report.ok, report.violations
+            assert after >= before - 1e-9
+            gained += after > before + 1e-6
+    assert gained >= 2            # the instances above do leave slack to give back
+
+
+def test_row_swaps_improve_mode_stops_at_the_row():
+    """Hand-solved: a row 'segment 1 keeps >= 2 contacts' with 2 of slack; give-back swaps the two best pairs only."""
+    from solvers import _dual_kernels as K
+
+    # one channel-day cell, full; customers 0-3 (segment 1) hold it, 4-7 (segment 0) would like it
+    codes = np.array([[0], [0], [0], [0], [-1], [-1], [-1], [-1]], dtype=np.int16)
+    row_coef = np.array([[0.0, -1.0]])                      # -x_seg1 <= -2
+    row_val, row_rhs = np.array([-4.0]), np.array([-2.0])
+    add_ptr = np.array([0, 4, 4])                           # key c*S + s: (cell 0, seg 0) -> 4 additions
+    drop_ptr = np.array([0, 0, 4])                          # (cell 0, seg 1) -> 4 drops
+    add_cust, add_val = np.array([4, 5, 6, 7]), np.array([5.0, 4.0, 3.0, 0.5])
+    drop_cust, drop_slot, drop_val = np.array([0, 1, 2, 3]), np.zeros(4, dtype=np.int64), np.array([1.0, 1.5, 2.0, 6.0])
+    leftover = np.zeros((1, 1), dtype=np.int64)
+    moves, budget = K.row_swaps(row_coef, np.array([[True]]), row_val, row_rhs, 1, add_ptr, add_cust, add_val,
+                                drop_ptr, drop_cust, drop_slot, drop_val, codes, leftover, np.zeros(1), 10.0, True)
+    assert moves == 2 and budget == 10.0
+    np.testing.assert_array_equal(codes.ravel(), [-1, -1, 0, 0, 0, 0, -1, -1])
+    assert row_val[0] == -2.0 and leftover[0, 0] == 0
