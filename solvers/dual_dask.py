@@ -88,19 +88,26 @@ def shard_usage(s: Shard, codes):
 
 
 def shard_lowest(s: Shard, codes, price, cost_price, excess):
-    """Per overloaded cell, this shard's ``excess`` contacts with the smallest reduced utility."""
+    """Per overloaded cell, this shard's ``excess`` contacts cheapest to lose (as ``drop_overloaded`` ranks them).
+
+    Returns (cell, cost, customer, slot, best cell with room or -1, the customer's codes).
+    """
     T = s.u.shape[2]
+    alt_value, alt_cell = K.relocations(codes, s.u, s.cell_ok, price, cost_price, s.cost, excess, T, s.gap,
+                                        _NOSEG, np.zeros((1, s.u.shape[1])), s.neg_ok, CHUNK)
     rows, slot = np.nonzero(codes >= 0)
     code = codes[rows, slot].astype(np.int64)
     sel = excess[code] > 0
     rows, slot, code = rows[sel], slot[sel], code[sel]
     m, t = code // T, code % T
-    red = s.u[rows, m, t].astype(np.float64) - price[m, t] - cost_price[m]
+    alt = alt_value[rows, slot]
+    red = s.u[rows, m, t].astype(np.float64) - price[m, t] - cost_price[m] - np.where(alt > 0, alt, 0.0)
+    target = np.where(alt > 0, alt_cell[rows, slot], -1)
     order = np.lexsort((slot, rows, red, code))
-    rows, slot, code, red = rows[order], slot[order], code[order], red[order]
+    rows, slot, code, red, target = rows[order], slot[order], code[order], red[order], target[order]
     first = np.searchsorted(code, code, side="left")
     keep = (np.arange(code.size) - first) < excess[code]
-    return code[keep], red[keep], rows[keep] + s.offset, slot[keep]
+    return code[keep], red[keep], rows[keep] + s.offset, slot[keep], target[keep], codes[rows[keep]]
 
 
 def shard_paid_prefix(s: Shard, codes, price, need, budget):
@@ -343,13 +350,19 @@ class ShardedDual(DualData):
         usage, spend = self._stats(codes_f)
         excess = usage - cap
         if (excess > 0).any():
-            code, red, who, slot = self._gather_columns(
+            code, red, who, slot, target, rows = self._gather_columns(
                 self._submit(shard_lowest, price, cost_price, excess, on=codes_f))
             order = np.lexsort((slot, who, red, code))
-            code, who, slot = code[order], who[order], slot[order]
-            first = np.searchsorted(code, code, side="left")
-            drop = (np.arange(code.size) - first) < excess[code]
-            codes_f = self._submit(shard_drop, who[drop], slot[drop], on=codes_f)
+            first = np.searchsorted(code[order], code[order], side="left")
+            pick = order[(np.arange(code.size) - first) < excess[code[order]]]
+            pick = pick[np.lexsort((slot[pick], who[pick], code[pick]))]     # applied by cell, customer, slot
+            # the moves and drops, in drop_overloaded's order, on the picked customers' rows
+            local, at = np.unique(who, return_index=True)
+            rows = rows[at].copy()
+            index = np.searchsorted(local, who[pick])
+            K.relocate_or_drop(rows, index, slot[pick], target[pick], np.maximum(-excess, 0), T, self.gap)
+            codes_f = self._submit(shard_apply, who[pick], slot[pick], rows[index, slot[pick]].astype(np.int64),
+                                   on=codes_f)
             usage, spend = self._stats(codes_f)
         budget = np.inf if self.budget is None else float(self.budget)
         if spend > budget:

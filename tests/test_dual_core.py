@@ -228,6 +228,83 @@ def test_clearing_start_prices_the_first_customer_beyond_capacity():
     np.testing.assert_array_equal(d._clearing_coords(parts), y)
 
 
+def _moves_reference(codes, u, price, cost, excess, T, gap):
+    """NumPy/Python reference of ``relocations`` + ``drop_overloaded`` with moves (no fairness, no budget price)."""
+    n, slots = codes.shape
+    M = u.shape[1]
+    out = codes.copy()
+    entries = []                                                # (cell, customer, slot, key, target)
+    for i in range(n):
+        for q in range(slots):
+            c = int(codes[i, q])
+            if c < 0 or excess[c] <= 0:
+                continue
+            ma, ta = divmod(c, T)
+            days = [int(codes[i, p]) % T for p in range(slots) if p != q and codes[i, p] >= 0]
+            alt, where = -np.inf, -1
+            for t in range(T):
+                if any(abs(d - t) < gap for d in days):
+                    continue
+                for m in range(M):
+                    if excess[m * T + t] < 0 and u[i, m, t] > 0 and cost[m] <= cost[ma]:
+                        r = float(u[i, m, t]) - price[m, t]
+                        if r > alt:
+                            alt, where = r, m * T + t
+            key = float(u[i, ma, ta]) - price[ma, ta] - (alt if alt > 0 else 0.0)
+            entries.append((c, i, q, key, where if alt > 0 else -1))
+    room = np.maximum(-excess, 0)
+    for c in np.flatnonzero(excess > 0):
+        mine = [e for e in entries if e[0] == c]                # position order
+        chosen = sorted(np.argsort([e[3] for e in mine], kind="stable")[:excess[c]])
+        for k in chosen:
+            _, i, q, _, to = mine[k]
+            days = [int(out[i, p]) % T for p in range(slots) if p != q and out[i, p] >= 0]
+            if to >= 0 and room[to] > 0 and all(abs(d - to % T) >= gap for d in days):
+                out[i, q] = to
+                room[to] -= 1
+            else:
+                out[i, q] = -1
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_overloaded_contacts_move_where_it_keeps_more(seed):
+    """``relocations`` + ``drop_overloaded`` equal a plain reference: contact for contact, ties included.
+
+    The plan stays feasible: overloaded cells end at capacity, cells with room are not overfilled,
+    spacing holds and no move adds spend.
+    """
+    rng = np.random.default_rng(seed)
+    n, M, T, slots, gap = 300, 3, 5, 2, 2
+    u = rng.integers(1, 6, size=(n, M, T)).astype(np.float32)
+    cost = np.array([0.0, 1.0, 1.0])
+    codes = np.full((n, slots), -1, dtype=np.int16)
+    for i in range(n):
+        days = [0, 2, 4][:rng.integers(0, slots + 1)]
+        for q, t in enumerate(days):
+            codes[i, q] = rng.integers(0, M) * T + t
+    price = rng.integers(0, 3, size=(M, T)).astype(np.float64)
+    usage = np.bincount(codes[codes >= 0], minlength=M * T)
+    cap = rng.integers(0, 60, size=M * T)
+    excess = (usage - cap).astype(np.int64)
+    assert (excess > 0).any() and (excess < 0).any()
+    expected = _moves_reference(codes, u, price, cost, excess, T, gap)
+    got = codes.copy()
+    alt_value, alt_cell = K.relocations(got, u, np.ones((M, T), dtype=bool), price, np.zeros(M), cost, excess, T, gap,
+                                        np.zeros(1, dtype=np.int64), np.zeros((1, M)), np.zeros(M, dtype=bool), 64)
+    K.drop_overloaded(got, u, price, np.zeros(M), excess, T, np.zeros(1, dtype=np.int64), np.zeros((1, M)),
+                      alt_value, alt_cell, gap)
+    np.testing.assert_array_equal(got, expected)
+    after = np.bincount(got[got >= 0], minlength=M * T)
+    assert (after <= cap).all() and (after[excess > 0] == cap[excess > 0]).all()
+    assert ((got != codes) & (got >= 0)).any()                  # some contacts did move
+    for i in range(n):
+        days = sorted(int(c) % T for c in got[i] if c >= 0)
+        assert all(b - a >= gap for a, b in zip(days, days[1:]))
+    moved = (got != codes) & (got >= 0)
+    assert (cost[got[moved] // T] <= cost[codes[moved] // T]).all()
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_drop_overloaded_drops_the_stable_smallest(seed):
     """Per overloaded cell, exactly the first ``excess`` contacts in (reduced utility, position) order go.
@@ -255,6 +332,7 @@ def test_drop_overloaded_drops_the_stable_smallest(seed):
         gone = np.argsort(red, kind="stable")[:excess[c]]
         expected[who[gone], slot[gone]] = -1
     got = codes.copy()
-    dropped = K.drop_overloaded(got, u, price, cost_price, excess, T, np.zeros(1, dtype=np.int64), shift)
+    dropped = K.drop_overloaded(got, u, price, cost_price, excess, T, np.zeros(1, dtype=np.int64), shift,
+                                np.zeros((0, 0)), np.zeros((0, 0), dtype=np.int64), 1)
     assert dropped == int(excess.sum())
     np.testing.assert_array_equal(got, expected)
