@@ -799,15 +799,27 @@ def row_swaps(row_coef, row_channels, row_val, row_rhs, T, add_ptr, add_cust, ad
     return moves, budget_left
 
 
-@kernel
+@parallel_kernel
 def plan_entries(codes, u, price, cost_price, shift, seg, T):
     """The plan's contacts as flat arrays (customer, slot, channel, day, segment, reduced utility).
 
     Same rows, in the same order (customer, then slot), as ``np.nonzero(codes >= 0)``;
-    ``seg`` has length n or 1. NumPy twin: ``solvers.fairness_repair.entries_numpy``.
+    ``seg`` has length n or 1. Two parallel passes over chunks of customers (count, then
+    fill from each chunk's offset). NumPy twin: ``solvers.fairness_repair.entries_numpy``.
     """
     n, slots = codes.shape
-    k = _count_contacts(codes)
+    chunk = 4096
+    n_chunks = (n + chunk - 1) // chunk
+    counts = np.zeros(n_chunks + 1, dtype=np.int64)
+    for c in prange(n_chunks):
+        total = 0
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            for q in range(slots):
+                if codes[i, q] >= 0:
+                    total += 1
+        counts[c + 1] = total
+    offset = np.cumsum(counts)
+    k = offset[n_chunks]
     rows = np.empty(k, dtype=np.int64)
     slot = np.empty(k, dtype=np.int64)
     m = np.empty(k, dtype=np.int64)
@@ -815,14 +827,15 @@ def plan_entries(codes, u, price, cost_price, shift, seg, T):
     sg = np.empty(k, dtype=np.int64)
     reduced = np.empty(k)
     scalar_seg = seg.shape[0] == 1
-    j = 0
-    for i in range(n):
-        s_i = 0 if scalar_seg else seg[i]
-        for q in range(slots):
-            c = codes[i, q]
-            if c >= 0:
-                mm, tt = c // T, c % T
-                rows[j], slot[j], m[j], t[j], sg[j] = i, q, mm, tt, s_i
-                reduced[j] = np.float64(u[i, mm, tt]) - price[mm, tt] - cost_price[mm] - shift[s_i, mm]
-                j += 1
+    for c in prange(n_chunks):
+        j = offset[c]
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            s_i = 0 if scalar_seg else seg[i]
+            for q in range(slots):
+                code = codes[i, q]
+                if code >= 0:
+                    mm, tt = code // T, code % T
+                    rows[j], slot[j], m[j], t[j], sg[j] = i, q, mm, tt, s_i
+                    reduced[j] = np.float64(u[i, mm, tt]) - price[mm, tt] - cost_price[mm] - shift[s_i, mm]
+                    j += 1
     return rows, slot, m, t, sg, reduced
