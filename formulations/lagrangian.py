@@ -90,10 +90,13 @@ Primal recovery
 ---------------
 From the final prices each customer's DP choice gives a plan that satisfies
 the customer's own constraints but may overload a channel-day or the budget.
-Overloaded channel-days drop their contacts with the smallest reduced
-utility; an overspent budget drops contacts with the smallest
+An overloaded channel-day gives up the contacts that are cheapest to lose:
+the reduced utility less that of the customer's best channel-day with room
+(same fairness shift, no more spend, spacing kept), and such a contact moves
+there while room lasts; the others are dropped (with hard segment rows all
+are dropped). An overspent budget drops contacts with the smallest
 :math:`(u - \lambda)/c` (value per unit of cost net of capacity prices).
-Dropping never breaks a customer's constraints. Leftover capacity and budget
+Moving and dropping never break a customer's constraints. Leftover capacity and budget
 are then filled greedily with the best remaining feasible contacts in order
 of reduced utility. ``plan.objective`` is the value of that feasible plan and
 ``plan.gap = (bound - objective) / |bound|`` is a certified optimality gap.
