@@ -101,13 +101,13 @@ def shard_lowest(s: Shard, codes, price, cost_price, excess):
     rows, slot, code = rows[sel], slot[sel], code[sel]
     m, t = code // T, code % T
     alt = alt_value[rows, slot]
-    red = s.u[rows, m, t].astype(np.float64) - price[m, t] - cost_price[m] - np.where(alt > 0, alt, 0.0)
+    lose = s.u[rows, m, t].astype(np.float64) - price[m, t] - cost_price[m] - np.where(alt > 0, alt, 0.0)
     target = np.where(alt > 0, alt_cell[rows, slot], -1)
-    order = np.lexsort((slot, rows, red, code))
-    rows, slot, code, red, target = rows[order], slot[order], code[order], red[order], target[order]
+    order = np.lexsort((slot, rows, lose, code))
+    rows, slot, code, lose, target = rows[order], slot[order], code[order], lose[order], target[order]
     first = np.searchsorted(code, code, side="left")
     keep = (np.arange(code.size) - first) < excess[code]
-    return code[keep], red[keep], rows[keep] + s.offset, slot[keep], target[keep], codes[rows[keep]]
+    return code[keep], lose[keep], rows[keep] + s.offset, slot[keep], target[keep], codes[rows[keep]]
 
 
 def shard_paid_prefix(s: Shard, codes, price, need, budget):
@@ -350,15 +350,15 @@ class ShardedDual(DualData):
         usage, spend = self._stats(codes_f)
         excess = usage - cap
         if (excess > 0).any():
-            code, red, who, slot, target, rows = self._gather_columns(
+            code, lose, who, slot, target, their_codes = self._gather_columns(
                 self._submit(shard_lowest, price, cost_price, excess, on=codes_f))
-            order = np.lexsort((slot, who, red, code))
+            order = np.lexsort((slot, who, lose, code))
             first = np.searchsorted(code[order], code[order], side="left")
             pick = order[(np.arange(code.size) - first) < excess[code[order]]]
             pick = pick[np.lexsort((slot[pick], who[pick], code[pick]))]     # applied by cell, customer, slot
             # the moves and drops, in drop_overloaded's order, on the picked customers' rows
             local, at = np.unique(who, return_index=True)
-            rows = rows[at].copy()
+            rows = their_codes[at].copy()
             index = np.searchsorted(local, who[pick])
             K.relocate_or_drop(rows, index, slot[pick], target[pick], np.maximum(-excess, 0), T, self.gap)
             codes_f = self._submit(shard_apply, who[pick], slot[pick], rows[index, slot[pick]].astype(np.int64),
