@@ -813,12 +813,7 @@ def plan_entries(codes, u, price, cost_price, shift, seg, T):
     n_chunks = (n + chunk - 1) // chunk
     counts = np.zeros(n_chunks + 1, dtype=np.int64)
     for c in prange(n_chunks):
-        total = 0
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            for q in range(slots):
-                if codes[i, q] >= 0:
-                    total += 1
-        counts[c + 1] = total
+        counts[c + 1] = _count_contacts(codes[c * chunk:min(n, (c + 1) * chunk)])
     offset = np.cumsum(counts)
     k = offset[n_chunks]
     rows = np.empty(k, dtype=np.int64)
