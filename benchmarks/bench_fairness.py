@@ -27,6 +27,17 @@ from optimizer.io import write_text
 HERE = Path(__file__).resolve().parent
 
 
+def seed_list(text: str) -> list[int]:
+    """``--seeds``: comma-separated non-negative integers."""
+    try:
+        seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative integers, got {text!r}")
+    return seeds
+
+
 def verdict(rows: list[list]) -> str:
     """Per fairness variant, against the issue's targets (gap <= 1e-4, time <= 1.5x no fairness) on each seed."""
     lines = ["Against the issue's targets (gap <= 1e-4 and wall time within 1.5x of the same instance without "
@@ -48,9 +59,9 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--gamma", type=float, default=1000.0)
     ap.add_argument("--max-iter", type=int, default=300)
-    ap.add_argument("--seeds", default="1,2,3", help="generator seeds, comma-separated")
+    ap.add_argument("--seeds", type=seed_list, default="1,2,3", help="generator seeds, comma-separated")
     args = ap.parse_args()
-    seeds = [int(x) for x in args.seeds.split(",")]
+    seeds = args.seeds
     rows = []
     solve(generate_problem(5000, seed=2).problem, method="dual")     # numba cache warm-up, not timed
     for seed in seeds:
@@ -78,7 +89,7 @@ def main() -> None:
             base_time = wall if base_time is None else base_time
             print(rows[-1], flush=True)
     text = (f"# Fairness in the dual core at scale (issue 5)\n\n{machine_line({'machine': machine_info()})}\n\n"
-            f"{args.customers:,} customers, 8 segments (`weekly` generator, seeds {args.seeds}), M=5, T=7, K=2, "
+            f"{args.customers:,} customers, 8 segments (`weekly` generator, seeds {','.join(map(str, seeds))}), M=5, T=7, K=2, "
             f"min_gap_days=2, binding budget and call/branch capacities; `method=\"dual\"`, requested gap 1e-4, "
             f"at most {args.max_iter} iterations; wall time includes primal recovery and the fairness repair. "
             f"`verify` checks the plan (and the segment bounds) independently.\n\n"
