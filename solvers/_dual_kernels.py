@@ -312,6 +312,78 @@ def best_additions(u, cell_ok, price, cost_price, cost, limits, gap, codes, left
     return best_code, best_r
 
 
+@parallel_kernel
+def best_placements(u, cell_ok, price, cost_price, cost, limits, gap, codes, chunk, seg, target, replace_ok, neg_ok):
+    """Per customer, the most valuable way to take one more contact on a targeted channel (fairness repair).
+
+    Either an addition (within the customer's limit and spacing) or the
+    replacement of one of its contacts on a channel with ``replace_ok`` by
+    the new one (spacing without that contact). Most customers of a weekly
+    plan have every slot taken (95% at 300k, ``weekly`` seed 3), so the
+    cheapest way to raise a segment's call count is usually a replacement:
+    the customer trades an e-mail for a call. New contacts are allowed where
+    ``target[s, m]`` is finite; capacity and budget are left to the caller.
+    Returns (code (n,) int64, -1 for none; value (n,): the change in reduced
+    utility without fairness prices; slot (n,): the replaced slot, -1 for an
+    addition; dcost (n,): the change in spend).
+    """
+    n, M, T = u.shape
+    best_code = np.full(n, -1, dtype=np.int64)
+    best_v = np.full(n, -np.inf)
+    best_slot = np.full(n, -1, dtype=np.int64)
+    dcost = np.zeros(n)
+    n_chunks = (n + chunk - 1) // chunk
+    scalar_limit = limits.shape[0] == 1
+    slots = codes.shape[1]
+    S = target.shape[0]
+    seg_open = np.zeros(S, dtype=np.bool_)
+    for s in range(S):
+        for m in range(M):
+            if target[s, m] < np.inf:
+                seg_open[s] = True
+    for c in prange(n_chunks):
+        lo = c * chunk
+        hi = min(n, lo + chunk)
+        day = np.empty(slots, dtype=np.int64)
+        for i in range(lo, hi):
+            s_i = seg[0] if seg.shape[0] == 1 else seg[i]
+            if not seg_open[s_i]:
+                continue
+            lim = limits[0] if scalar_limit else limits[i]
+            if lim <= 0:
+                continue
+            count = _contact_days(codes[i], T, gap, day)
+            for q in range(-1, slots):          # -1: an addition; q: replace slot q
+                old = 0.0
+                old_cost = 0.0
+                if q < 0:
+                    if count >= lim:
+                        continue
+                else:
+                    ca = codes[i, q]
+                    if ca < 0 or not replace_ok[ca // T]:
+                        continue
+                    ma = ca // T
+                    old = np.float64(u[i, ma, ca - ma * T]) - price[ma, ca - ma * T] - cost_price[ma]
+                    old_cost = cost[ma]
+                for t in range(T):
+                    if not _day_free(day, q, t, gap):
+                        continue
+                    for m in range(M):
+                        if not cell_ok[m, t] or target[s_i, m] == np.inf:
+                            continue
+                        x = np.float64(u[i, m, t])
+                        if not _allowed(x, m, neg_ok):
+                            continue
+                        v = x - price[m, t] - cost_price[m] - old
+                        if v > best_v[i]:
+                            best_v[i] = v
+                            best_code[i] = m * T + t
+                            best_slot[i] = q
+                            dcost[i] = cost[m] - old_cost
+    return best_code, best_v, best_slot, dcost
+
+
 @kernel
 def greedy_add(order, customer, code, codes, leftover, cost, budget_left, limits, gap, T):
     """Add candidate contacts in ``order`` while they fit; updates ``codes`` and ``leftover``.
@@ -532,13 +604,13 @@ def paid_entries(codes, u, price, cost, T, seg, shift):
 
 
 @kernel
-def _count_contacts(codes):
-    """Number of contacts (codes >= 0) in a code array."""
+def _count_contacts(codes, channels, T):
+    """Number of contacts (codes >= 0) on ``channels`` (bool (M,)) in a code array."""
     n, slots = codes.shape
     total = 0
     for i in range(n):
         for q in range(slots):
-            if codes[i, q] >= 0:
+            if codes[i, q] >= 0 and channels[codes[i, q] // T]:
                 total += 1
     return total
 
@@ -580,7 +652,7 @@ def codes_value(codes, u, seg, S, T):
 def codes_to_indices(codes, u, T):
     """(k, 3) int64 (customer, channel, day) rows of a code array and their utilities (float64, same order)."""
     n, slots = codes.shape
-    total = _count_contacts(codes)
+    total = _count_contacts(codes, np.ones(u.shape[1], dtype=np.bool_), T)
     out = np.empty((total, 3), dtype=np.int64)
     value = np.empty(total)
     k = 0
@@ -711,21 +783,60 @@ def _allowed_move(row_val, delta, row_rhs, viol, improve):
 
 
 @kernel
-def row_swaps(row_coef, row_channels, row_val, row_rhs, T, add_ptr, add_cust, add_val, drop_ptr, drop_cust, drop_slot,
-              drop_val, codes, leftover, cost, budget_left, improve=False):
+def top_by_key(key, score, n_keys, k):
+    """CSR lists per key of the (at most) ``k`` entries with the smallest ``score``, ascending (ties: by position).
+
+    Returns (ptr (n_keys + 1,), idx). A counting sort by key, then a stable
+    sort inside each key: what ``np.lexsort((score, key))`` cut to ``k`` per
+    key gives, without sorting a million candidates whole (0.35 s at 1M).
+    """
+    n = key.shape[0]
+    start = np.zeros(n_keys + 1, dtype=np.int64)
+    for j in range(n):
+        start[key[j] + 1] += 1
+    for g in range(n_keys):
+        start[g + 1] += start[g]
+    grouped = np.empty(n, dtype=np.int64)
+    fill = start[:-1].copy()
+    for j in range(n):
+        grouped[fill[key[j]]] = j
+        fill[key[j]] += 1
+    ptr = np.zeros(n_keys + 1, dtype=np.int64)
+    for g in range(n_keys):
+        ptr[g + 1] = ptr[g] + min(k, start[g + 1] - start[g])
+    idx = np.empty(ptr[n_keys], dtype=np.int64)
+    for g in range(n_keys):
+        members = grouped[start[g]:start[g + 1]]
+        vals = score[members]
+        if members.shape[0] > k > 0:        # only the k smallest (and ties with the k-th) need sorting
+            kth = np.partition(vals, k - 1)[k - 1]
+            members = members[vals <= kth]
+            vals = score[members]
+        order = np.argsort(vals, kind="mergesort")
+        for j in range(ptr[g + 1] - ptr[g]):
+            idx[ptr[g] + j] = members[order[j]]
+    return ptr, idx
+
+
+@kernel
+def row_swaps(row_coef, row_channels, row_val, row_rhs, T, add_ptr, add_cust, add_val, add_slot, add_dcost, drop_ptr,
+              drop_cust, drop_slot, drop_val, codes, leftover, cost, budget_left, improve=False):
     """Greedy cheapest moves that reduce the violation of the segment rows (fairness repair).
 
-    A move either adds a customer's contact into a cell with leftover
-    capacity (and budget) or swaps it for another customer's contact in the
-    same cell (capacity and spend unchanged). Candidates come as CSR slices
-    per (cell, segment) key (c*S + s, c = m*T + t): additions best value
-    first (``add_*``), drops cheapest first (``drop_*``). The value lost by a
-    move is ``-add`` (an addition) or ``drop - add`` (a swap); every step
-    takes the cheapest move over all cells and segment pairs among those that
-    lower the total violation ``sum_r max(0, row_val[r] - row_rhs[r])``
-    without raising any row's own violation (rows are not traded against
-    each other). Stops when every row holds or no move helps. Updates codes,
-    leftover (M, T) and row_val in place; returns (moves, budget left).
+    A move gives a customer a contact in a cell, either into leftover
+    capacity (and budget) or in place of another customer's contact in the
+    same cell (a swap). Candidates come as CSR slices per (cell, segment)
+    key (c*S + s, c = m*T + t): additions best value first (``add_*``; an
+    addition with ``add_slot >= 0`` replaces the customer's contact in that
+    slot, which is on no row's channel, and changes spend by ``add_dcost``),
+    drops cheapest first (``drop_*``). Values are reduced utilities without
+    fairness prices. The value lost by a move is ``-add`` (an addition) or
+    ``drop - add`` (a swap); every step takes the cheapest move over all
+    cells and segment pairs among those that lower the total violation
+    ``sum_r max(0, row_val[r] - row_rhs[r])`` without raising any row's own
+    violation (rows are not traded against each other). Stops when every
+    row holds or no move helps. Updates codes, leftover (M, T) and row_val
+    in place; returns (moves, budget left).
 
     ``improve=True`` (rows already hold): every step takes the most valuable
     move (loss < 0) that keeps every row satisfied, until none is left. This
@@ -749,12 +860,11 @@ def row_swaps(row_coef, row_channels, row_val, row_rhs, T, add_ptr, add_cust, ad
         for c in range(n_cells):
             m = c // T
             t = c % T
-            free = leftover[m, t] > 0 and cost[m] <= budget_left
             for s_add in range(S):
                 j = a_pos[c * S + s_add]
                 if j >= add_ptr[c * S + s_add + 1]:
                     continue
-                if free:
+                if leftover[m, t] > 0 and add_dcost[j] <= budget_left:
                     loss = -add_val[j]
                     if loss < best_loss:
                         for r in range(R):
@@ -779,19 +889,27 @@ def row_swaps(row_coef, row_channels, row_val, row_rhs, T, add_ptr, add_cust, ad
         c = best_add // S
         m = c // T
         t = c % T
-        i = add_cust[a_pos[best_add]]
-        for q in range(codes.shape[1]):
-            if codes[i, q] < 0:
-                codes[i, q] = c
-                break
+        j = a_pos[best_add]
+        i = add_cust[j]
+        q = add_slot[j]
+        if q >= 0:                             # a replacement frees the old contact's cell
+            ca = codes[i, q]
+            leftover[ca // T, ca % T] += 1
+            codes[i, q] = c
+        else:
+            for q in range(codes.shape[1]):
+                if codes[i, q] < 0:
+                    codes[i, q] = c
+                    break
         a_pos[best_add] += 1
-        if best_drop >= 0:
+        budget_left -= add_dcost[j]
+        if best_drop >= 0:                     # the dropped contact was in the same cell
             p = d_pos[best_drop]
             codes[drop_cust[p], drop_slot[p]] = -1
             d_pos[best_drop] += 1
+            budget_left += cost[m]
         else:
             leftover[m, t] -= 1
-            budget_left -= cost[m]
         viol = 0.0
         for r in range(R):
             row_val[r] += best_delta[r]
@@ -801,10 +919,10 @@ def row_swaps(row_coef, row_channels, row_val, row_rhs, T, add_ptr, add_cust, ad
 
 
 @parallel_kernel
-def plan_entries(codes, u, price, cost_price, shift, seg, T):
-    """The plan's contacts as flat arrays (customer, slot, channel, day, segment, reduced utility).
+def plan_entries(codes, u, price, cost_price, shift, seg, T, channels):
+    """The plan's contacts on ``channels`` (bool (M,)) as flat arrays (customer, slot, channel, day, segment, reduced utility).
 
-    Same rows, in the same order (customer, then slot), as ``np.nonzero(codes >= 0)``;
+    Same rows, in the same order (customer, then slot), as ``np.nonzero(codes >= 0)`` (on all channels);
     ``seg`` has length n or 1. Two parallel passes over chunks of customers (count, then
     fill from each chunk's offset). NumPy twin: ``solvers.fairness_repair.entries_numpy``.
     """
@@ -813,7 +931,7 @@ def plan_entries(codes, u, price, cost_price, shift, seg, T):
     n_chunks = (n + chunk - 1) // chunk
     counts = np.zeros(n_chunks + 1, dtype=np.int64)
     for c in prange(n_chunks):
-        counts[c + 1] = _count_contacts(codes[c * chunk:min(n, (c + 1) * chunk)])
+        counts[c + 1] = _count_contacts(codes[c * chunk:min(n, (c + 1) * chunk)], channels, T)
     offset = np.cumsum(counts)
     k = offset[n_chunks]
     rows = np.empty(k, dtype=np.int64)
@@ -829,7 +947,7 @@ def plan_entries(codes, u, price, cost_price, shift, seg, T):
             s_i = 0 if scalar_seg else seg[i]
             for q in range(slots):
                 code = codes[i, q]
-                if code >= 0:
+                if code >= 0 and channels[code // T]:
                     mm, tt = code // T, code % T
                     rows[j], slot[j], m[j], t[j], sg[j] = i, q, mm, tt, s_i
                     reduced[j] = np.float64(u[i, mm, tt]) - price[mm, tt] - cost_price[mm] - shift[s_i, mm]

@@ -108,11 +108,13 @@ def test_plan_entries_kernel_matches_numpy_twin(seed):
     codes = data.choices(y)
     price, mu = data.prices(y)
     shift = data.shift(y)
-    got = K.plan_entries(codes, data.u, price, mu * data.cost, shift, data.seg, data.T)
-    ref = entries_numpy(data, codes, price, mu * data.cost, shift)
-    assert got[0].size > 0
-    for a, b in zip(got, ref):
-        np.testing.assert_array_equal(a, b)
+    every = np.ones(data.M, dtype=bool)
+    for channels in (every, every & (np.arange(data.M) % 2 == 1)):
+        got = K.plan_entries(codes, data.u, price, mu * data.cost, shift, data.seg, data.T, channels)
+        ref = entries_numpy(data, codes, price, mu * data.cost, shift, channels)
+        assert got[0].size > 0 and np.all(channels[got[2]])
+        for a, b in zip(got, ref):
+            np.testing.assert_array_equal(a, b)
 
 def test_edge_cases():
     base = unfair_problem(1, n=60)
@@ -272,7 +274,113 @@ def test_row_swaps_improve_mode_stops_at_the_row():
     drop_cust, drop_slot, drop_val = np.array([0, 1, 2, 3]), np.zeros(4, dtype=np.int64), np.array([1.0, 1.5, 2.0, 6.0])
     leftover = np.zeros((1, 1), dtype=np.int64)
     moves, budget = K.row_swaps(row_coef, np.array([[True]]), row_val, row_rhs, 1, add_ptr, add_cust, add_val,
-                                drop_ptr, drop_cust, drop_slot, drop_val, codes, leftover, np.zeros(1), 10.0, True)
+                                np.full(4, -1), np.zeros(4), drop_ptr, drop_cust, drop_slot, drop_val, codes, leftover,
+                                np.zeros(1), 10.0, True)
     assert moves == 2 and budget == 10.0
     np.testing.assert_array_equal(codes.ravel(), [-1, -1, 0, 0, 0, 0, -1, -1])
     assert row_val[0] == -2.0 and leftover[0, 0] == 0
+
+
+def _placements_reference(data, codes, price, cost_price, target, replace_ok, neg_ok):
+    """Brute force twin of :func:`solvers._dual_kernels.best_placements` (same scan order, first maximum wins)."""
+    n, M, T = data.u.shape
+    code = np.full(n, -1)
+    value = np.full(n, -np.inf)
+    slot = np.full(n, -1)
+    dcost = np.zeros(n)
+    lim = data.limits[0]
+    for i in range(n):
+        s = data.seg[i]
+        days = [(q, int(c) % T) for q, c in enumerate(codes[i]) if c >= 0]
+        for q in range(-1, codes.shape[1]):
+            if q < 0:
+                if len(days) >= lim:
+                    continue
+                old, old_cost = 0.0, 0.0
+            else:
+                c = int(codes[i, q])
+                if c < 0 or not replace_ok[c // T]:
+                    continue
+                old = float(data.u[i, c // T, c % T]) - price[c // T, c % T] - cost_price[c // T]
+                old_cost = data.cost[c // T]
+            for t in range(T):
+                if any(abs(d - t) < data.gap for qq, d in days if qq != q):
+                    continue
+                for m in range(M):
+                    x = float(data.u[i, m, t])
+                    if not data.cell_ok[m, t] or np.isinf(target[s, m]) or not (x > 0 or (neg_ok[m] and x > -np.inf)):
+                        continue
+                    v = x - price[m, t] - cost_price[m] - old
+                    if v > value[i]:
+                        code[i], value[i], slot[i], dcost[i] = m * T + t, v, q, data.cost[m] - old_cost
+    return code, value, slot, dcost
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_best_placements_match_brute_force(seed):
+    """Additions and replacements of a non-row contact, with spacing, limits and targets, against brute force."""
+    from solvers import _dual_kernels as K
+
+    problem = unfair_problem(seed, n=90, segment_bounds=BOUNDS["relative-min-ch1"]).replace(max_contacts=3,
+                                                                                            min_gap_days=2)
+    data = DualData(problem)
+    y = np.random.default_rng(seed).uniform(data.lower, data.box) * 0.05
+    data.evaluate(y)
+    codes = data.choices(y)
+    codes[::2, 0] = -1                                   # free slots, so additions compete with replacements
+    price, mu = data.prices(y)
+    shift = data.shift(y)
+    target = np.full_like(shift, np.inf)
+    target[1:, 1] = shift[1:, 1]                         # segments 1.. on channel 1 only
+    replace_ok = np.arange(data.M) != 1
+    for neg_ok in (data.neg_ok, np.zeros(data.M, dtype=bool)):
+        got = K.best_placements(data.u, data.cell_ok, price, mu * data.cost, data.cost, data.limits, data.gap, codes,
+                                16, data.seg, target, replace_ok, neg_ok)
+        ref = _placements_reference(data, codes, price, mu * data.cost, target, replace_ok, neg_ok)
+        assert (got[2] >= 0).sum() > 0 and ((got[2] < 0) & (got[0] >= 0)).sum() > 0 and (got[0] < 0).sum() > 0
+        for a, b in zip(got, ref):
+            np.testing.assert_allclose(a, b)
+
+
+def test_top_by_key_is_lexsort_cut_per_key():
+    from solvers import _dual_kernels as K
+
+    rng = np.random.default_rng(0)
+    key = rng.integers(0, 6, 500)
+    score = rng.integers(0, 20, 500).astype(float)         # many ties: broken by position
+    for k in (1, 7, 1000):
+        ptr, idx = K.top_by_key(key, score, 7, k)
+        order = np.lexsort((score, key))
+        counts = np.bincount(key, minlength=7)
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        expect = np.concatenate([order[starts[g]:starts[g] + min(k, counts[g])] for g in range(7)])
+        np.testing.assert_array_equal(idx, expect)
+        np.testing.assert_array_equal(np.diff(ptr), np.minimum(counts, k))
+
+
+def test_row_swaps_replaces_a_contact_on_another_channel():
+    """Hand-solved: segment 1 needs one more call; its only customer has both slots taken by e-mails.
+
+    Channels: 0 = e-mail (cost 1), 1 = call (cost 3); one day. Customer 0 (segment 1) replaces its
+    e-mail in slot 1 by a call (value -2, spend +2): the e-mail cell gets a place back, the call cell
+    loses one, the row holds with no slack.
+    """
+    from solvers import _dual_kernels as K
+
+    codes = np.array([[0, 0]], dtype=np.int16)                # codes c = m*T + t with T = 1
+    row_coef = np.array([[0.0, -1.0]])                         # -calls of segment 1 <= -1
+    row_channels = np.array([[False, True]])
+    row_val, row_rhs = np.array([0.0]), np.array([-1.0])
+    S, n_cells = 2, 2
+    add_ptr = np.zeros(n_cells * S + 1, dtype=np.int64)
+    add_ptr[1 * S + 1 + 1:] = 1                                # key (cell 1, segment 1): one candidate
+    drop_ptr = np.zeros(n_cells * S + 1, dtype=np.int64)
+    leftover = np.array([[0], [1]], dtype=np.int64)
+    empty = np.zeros(0, dtype=np.int64)
+    moves, budget = K.row_swaps(row_coef, row_channels, row_val, row_rhs, 1, add_ptr, np.array([0]),
+                                np.array([-2.0]), np.array([1]), np.array([2.0]), drop_ptr, empty, empty,
+                                np.zeros(0), codes, leftover, np.array([1.0, 3.0]), 5.0, False)
+    assert moves == 1 and budget == 3.0
+    np.testing.assert_array_equal(codes, [[0, 1]])
+    np.testing.assert_array_equal(leftover, [[1], [0]])
+    assert row_val[0] == -1.0
