@@ -130,16 +130,19 @@ def _row_moves(data, codes, price, cost_price, shift, leftover, budget_left, row
     best_code, best_v, best_slot, dcost = K.best_placements(data.u, data.cell_ok, price, cost_price, data.cost,
                                                              data.limits, data.gap, codes, 2048, data.seg, target,
                                                              ~f.row_channels.any(axis=0), np.ones(M, dtype=bool))
-    add_cust = np.flatnonzero(best_code >= 0)
+    rows, slot, m, t, seg, reduced = _entries(data, codes, price, cost_price, shift, group)
+    drop_key = (m * T + t) * S + seg
+    drop_val = reduced + shift[seg, m]                                # value without the fairness price
+    if improve:     # only gains are taken: an addition worth > 0, or a swap worth more than some drop
+        add_cust = np.flatnonzero((best_code >= 0) & (best_v > min(0.0, drop_val.min(initial=0.0))))
+    else:
+        add_cust = np.flatnonzero(best_code >= 0)
     if add_cust.size == 0:
         return 0, budget_left
     add_cell = best_code[add_cust]
     add_seg = data.seg[add_cust] if data.seg.shape[0] > 1 else np.zeros(add_cust.size, dtype=np.int64)
-    add_val = best_v[add_cust]                                        # value without the fairness price
+    add_val = best_v[add_cust]
     add_key = add_cell * S + add_seg
-    rows, slot, m, t, seg, reduced = _entries(data, codes, price, cost_price, shift, group)
-    drop_key = (m * T + t) * S + seg
-    drop_val = reduced + shift[seg, m]
     keep = PER_KEY + 4 * _contacts_short(data, row_val)
     add_ptr, a_order = K.top_by_key(add_key, -add_val, n_cells * S, keep)
     drop_ptr, d_order = K.top_by_key(drop_key, drop_val, n_cells * S, keep)
