@@ -263,6 +263,18 @@ def _day_free(day, skip, t, gap):
     return True
 
 
+@kernel
+def _open_segments(shift):
+    """(S,) segments with some channel whose ``shift`` is finite (an infinite shift excludes the pair)."""
+    S, M = shift.shape
+    out = np.zeros(S, dtype=np.bool_)
+    for s in range(S):
+        for m in range(M):
+            if shift[s, m] < np.inf:
+                out[s] = True
+    return out
+
+
 @parallel_kernel
 def best_additions(u, cell_ok, price, cost_price, cost, limits, gap, codes, leftover, budget_left, chunk, seg, shift,
                    neg_ok):
@@ -280,12 +292,7 @@ def best_additions(u, cell_ok, price, cost_price, cost, limits, gap, codes, left
     scalar_limit = limits.shape[0] == 1
     open_cell = _open_cells(cell_ok, leftover)
     slots = codes.shape[1]
-    S = shift.shape[0]
-    seg_open = np.zeros(S, dtype=np.bool_)          # segments with some channel not excluded
-    for s in range(S):
-        for m in range(M):
-            if shift[s, m] < np.inf:
-                seg_open[s] = True
+    seg_open = _open_segments(shift)
     for c in prange(n_chunks):
         lo = c * chunk
         hi = min(n, lo + chunk)
@@ -335,12 +342,7 @@ def best_placements(u, cell_ok, price, cost_price, cost, limits, gap, codes, chu
     n_chunks = (n + chunk - 1) // chunk
     scalar_limit = limits.shape[0] == 1
     slots = codes.shape[1]
-    S = target.shape[0]
-    seg_open = np.zeros(S, dtype=np.bool_)
-    for s in range(S):
-        for m in range(M):
-            if target[s, m] < np.inf:
-                seg_open[s] = True
+    seg_open = _open_segments(target)
     for c in prange(n_chunks):
         lo = c * chunk
         hi = min(n, lo + chunk)

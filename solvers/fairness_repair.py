@@ -153,14 +153,19 @@ def _row_moves(data, codes, price, cost_price, shift, leftover, budget_left, row
         float(budget_left), improve)
 
 
+def _contacts_for(violation: float, coef: np.ndarray) -> int:
+    """Contacts that clear ``violation`` of a row when each moves it by the smallest |coefficient| in ``coef``."""
+    return math.ceil(violation / np.abs(coef).min() - TOL)
+
+
 def _contacts_short(data, row_val) -> int:
     """Contacts the rows are short of: sum over violated rows of violation / smallest favoured |coefficient|."""
     f = data.fair
     short = 0
     for r in np.flatnonzero(row_val - data.row_rhs > TOL):
-        a = np.abs(f.row_coef[r][f.row_coef[r] < 0])
+        a = f.row_coef[r][f.row_coef[r] < 0]
         if a.size:
-            short += math.ceil((row_val[r] - data.row_rhs[r]) / a.min() - TOL)
+            short += _contacts_for(row_val[r] - data.row_rhs[r], a)
     return short
 
 
@@ -186,7 +191,7 @@ def repair_rows(data, codes, price, cost_price, shift, leftover, budget_left) ->
                                                  np.ones(data.M, dtype=bool))
             cand = np.flatnonzero(best_code >= 0)
             if cand.size:
-                need = math.ceil(viol[r] / np.abs(a[favoured]).min() - TOL)
+                need = _contacts_for(viol[r], a[favoured])
                 order = cand[np.argsort(-best_r[cand], kind="stable")][:max(need, 1)]
                 moved, budget_left = K.greedy_add(order, customers, best_code, codes, leftover, data.cost,
                                                   budget_left, data.limits, data.gap, data.T)
@@ -196,14 +201,14 @@ def repair_rows(data, codes, price, cost_price, shift, leftover, budget_left) ->
             full = group[:, None] & (leftover <= 0)
             pick = np.flatnonzero((a[seg] >= 0) & full[m, t])
             if pick.size:
-                need = math.ceil(viol[r] / np.abs(a[favoured]).min() - TOL)
+                need = _contacts_for(viol[r], a[favoured])
                 pick = pick[np.argsort(reduced[pick], kind="stable")][:max(need, 1)]
                 moved = _drop(data, codes, rows, slot, m, t, pick, leftover)
                 budget_left += float(data.cost[m[pick]].sum())
         if moved == 0 and (a > 0).any():                     # 3. drop disfavoured-segment contacts
             pick = np.flatnonzero((a[seg] > 0) & group[m])
             if pick.size:
-                need = math.ceil(viol[r] / a[a > 0].min() - TOL)
+                need = _contacts_for(viol[r], a[a > 0])
                 pick = pick[np.argsort(reduced[pick], kind="stable")][:max(need, 1)]
                 moved = _drop(data, codes, rows, slot, m, t, pick, leftover)
                 budget_left += float(data.cost[m[pick]].sum())
