@@ -54,6 +54,19 @@ def verdict(rows: list[list]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def variants(inst, gamma: float) -> list:
+    """(name, problem) of the three variants of one generated instance: none, the penalty, hard rows."""
+    labels = np.asarray(SEGMENTS)[inst.segment]
+    base = inst.problem
+    return [
+        ("no fairness", base),
+        (f"penalty γ={gamma:g} on call rates", base.replace(segment=labels, fairness_penalty=gamma,
+                                                            fairness_channels=["call"])),
+        ("hard: call rate ≥ 0.8 × overall, every segment",
+         base.replace(segment=labels, segment_bounds=[dict(channel="call", min_rate=0.8, relative=True)])),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=1_000_000)
@@ -63,20 +76,12 @@ def main() -> None:
     args = ap.parse_args()
     seeds = args.seeds
     rows = []
-    solve(generate_problem(5000, seed=2).problem, method="dual")     # numba cache warm-up, not timed
+    for _, problem in variants(generate_problem(5000, seed=2), args.gamma):
+        solve(problem, method="dual")           # numba cache warm-up of every variant's kernels, not timed
     for seed in seeds:
         inst = generate_problem(args.customers, seed=seed)
-        labels = np.asarray(SEGMENTS)[inst.segment]
-        base = inst.problem
-        variants = [
-            ("no fairness", base),
-            (f"penalty γ={args.gamma:g} on call rates", base.replace(segment=labels, fairness_penalty=args.gamma,
-                                                                      fairness_channels=["call"])),
-            ("hard: call rate ≥ 0.8 × overall, every segment",
-             base.replace(segment=labels, segment_bounds=[dict(channel="call", min_rate=0.8, relative=True)])),
-        ]
         base_time = None
-        for name, problem in variants:
+        for name, problem in variants(inst, args.gamma):
             t0 = time.perf_counter()
             plan = solve(problem, method="dual", max_iter=args.max_iter)
             wall = time.perf_counter() - t0

@@ -55,6 +55,13 @@ def price_table(cell_ok, price, cost_price, shift, neg_ok):
 
 
 @kernel
+def _dp_setup(n, chunk, limits, seg, cell_ok, price, cost_price, shift, neg_ok):
+    """What every per-customer DP kernel starts with: chunk count, scalar flags, the price table."""
+    P, check = price_table(cell_ok, price, cost_price, shift, neg_ok)
+    return (n + chunk - 1) // chunk, limits.shape[0] == 1, seg.shape[0] == 1, P, check
+
+
+@kernel
 def _customer_optimum(u_i, P_i, check, neg_ok, limit, gap, w, best_ch, V, choice, days_out):
     """phi_i and its chosen days for one customer.
 
@@ -83,6 +90,15 @@ def _customer_optimum(u_i, P_i, check, neg_ok, limit, gap, w, best_ch, V, choice
             any_day = True
     if not any_day:
         return 0.0, 0
+    return _best_days(w, best_ch, T, K, gap, V, choice, days_out)
+
+
+@kernel
+def _best_days(w, day_ch, T, K, gap, V, choice, days_out):
+    """The DP over days: at most K of them, ``gap`` apart, day t worth ``w[t]`` when ``day_ch[t] >= 0``.
+
+    Fills ``days_out[:count]`` with the chosen days (latest first); returns (value, count).
+    """
     for k in range(K + 1):
         V[0, k] = 0.0
     for t in range(T):
@@ -90,7 +106,7 @@ def _customer_optimum(u_i, P_i, check, neg_ok, limit, gap, w, best_ch, V, choice
         prev = t - gap + 1
         if prev < 0:
             prev = 0
-        ok = best_ch[t] >= 0
+        ok = day_ch[t] >= 0
         wt = w[t]
         for k in range(1, K + 1):
             # branch-free (the outcome is data-dependent, so a branch mispredicts): 8% of an evaluation
@@ -115,6 +131,14 @@ def _customer_optimum(u_i, P_i, check, neg_ok, limit, gap, w, best_ch, V, choice
         else:
             pos = t
     return value, count
+
+
+@kernel
+def _sum_parts(part_usage, part_seg):
+    """Usage (M, T) and segment usage (S, M) summed over the chunks' parts."""
+    usage = part_usage.sum(axis=0)
+    seg_usage = part_seg.sum(axis=0)
+    return usage, seg_usage
 
 
 @parallel_kernel
@@ -162,11 +186,7 @@ def evaluate_dual(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift,
                 for q in range(slots):
                     codes[i, q] = best_ch[days[q]] * T + days[q] if q < count else -1
         part_sum[c] = acc
-    usage = np.zeros((M, T), dtype=np.int64)
-    seg_usage = np.zeros((S, M), dtype=np.int64)
-    for c in range(n_chunks):
-        usage += part_usage[c]
-        seg_usage += part_seg[c]
+    usage, seg_usage = _sum_parts(part_usage, part_seg)
     return part_sum, usage, seg_usage
 
 
@@ -178,10 +198,8 @@ def choose_contacts(u, cell_ok, price, cost_price, limits, gap, slots, chunk, se
     """Each customer's optimal contacts as codes ``m * T + t`` in an (n, slots) int16 array (-1 = empty)."""
     n, M, T = u.shape
     codes = np.full((n, slots), -1, dtype=np.int16)
-    n_chunks = (n + chunk - 1) // chunk
-    scalar_limit = limits.shape[0] == 1
-    scalar_seg = seg.shape[0] == 1
-    P, check = price_table(cell_ok, price, cost_price, shift, neg_ok)
+    n_chunks, scalar_limit, scalar_seg, P, check = _dp_setup(n, chunk, limits, seg, cell_ok, price, cost_price,
+                                                            shift, neg_ok)
     for c in prange(n_chunks):
         lo = c * chunk
         hi = min(n, lo + chunk)
@@ -955,3 +973,244 @@ def plan_entries(codes, u, price, cost_price, shift, seg, T, channels):
                     reduced[j] = np.float64(u[i, mm, tt]) - price[mm, tt] - cost_price[mm] - shift[s_i, mm]
                     j += 1
     return rows, slot, m, t, sg, reduced
+
+
+@parallel_kernel
+def group_patterns(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift, neg_ok, group, theta_cap, value, codes):
+    """Per customer, its best pattern with exactly g contacts on the ``group`` channels, g = 0..slots.
+
+    Same reduced utilities as :func:`evaluate_dual` (``shift`` without the
+    rows' prices). Fills ``value`` (n, slots + 1), -inf where no pattern has g
+    group contacts, and ``codes`` (n, slots + 1, slots) int16 (-1 = empty). The
+    customer's optimum when the group's contacts gain a bonus theta is then
+    max_g value[g] + g * theta, which lets :meth:`solvers.dual_data.DualData.settled`
+    price the segment rows exactly without another pass over the utilities.
+    Per day the best non-group channel counts only when its reduced utility
+    is > 0 (as in the plain DP); a group contact may be < 0 (a bonus can lift it).
+    Valid for bonuses up to ``theta_cap[s]``: a customer none of whose group
+    contacts would then be worth taking gets only g = 0 (value[g > 0] = -inf),
+    as at such bonuses it takes no group contact (a cheaper DP: most customers).
+    """
+    n, M, T = u.shape
+    slots = codes.shape[2]
+    G = slots
+    n_chunks, scalar_limit, scalar_seg, P, check = _dp_setup(n, chunk, limits, seg, cell_ok, price, cost_price,
+                                                            shift, neg_ok)
+    for c in prange(n_chunks):
+        lo = c * chunk
+        hi = min(n, lo + chunk)
+        wn = np.empty(T)
+        wg = np.empty(T)
+        cn = np.empty(T, dtype=np.int64)
+        cg = np.empty(T, dtype=np.int64)
+        V = np.empty((T + 1, T + 1, G + 1))
+        ch = np.zeros((T, T + 1, G + 1), dtype=np.int8)
+        V2 = np.empty((T + 1, T + 1))
+        ch2 = np.zeros((T, T + 1), dtype=np.bool_)
+        days = np.empty(T, dtype=np.int64)
+        for i in range(lo, hi):
+            lim = limits[0] if scalar_limit else limits[i]
+            s_i = seg[0] if scalar_seg else seg[i]
+            K = min(lim, T)
+            for g in range(1, G + 1):
+                value[i, g] = -np.inf       # codes[i, g] is only written (and read) where value[i, g] is finite
+            value[i, 0] = 0.0
+            if K <= 0:
+                for q in range(slots):
+                    codes[i, 0, q] = -1
+                continue
+            Gk = min(G, K)
+            top = -np.inf
+            for t in range(T):
+                bn = 0.0
+                bg = -np.inf
+                cn[t] = -1
+                cg[t] = -1
+                for m in range(M):
+                    x = np.float64(u[i, m, t])
+                    r = x - P[s_i, m, t]
+                    if group[m]:
+                        if r > bg and (r > 0.0 and not check or _allowed(x, m, neg_ok)):
+                            bg = r
+                            cg[t] = m
+                    elif r > bn and (not check or _allowed(x, m, neg_ok)):
+                        bn = r
+                        cn[t] = m
+                wn[t] = bn if cn[t] >= 0 else -np.inf
+                wg[t] = bg
+                if bg + theta_cap[s_i] > top:
+                    top = bg + theta_cap[s_i]
+            if top <= 0.0:          # no group contact can be worth taking: the plain DP without the group
+                value[i, 0], count = _best_days(wn, cn, T, K, gap, V2, ch2, days)
+                for q in range(slots):
+                    codes[i, 0, q] = cn[days[q]] * T + days[q] if q < count else -1
+                continue
+            for k in range(K + 1):
+                V[0, k, 0] = 0.0
+                for g in range(1, Gk + 1):
+                    V[0, k, g] = -np.inf
+            for t in range(T):
+                prev = t - gap + 1
+                if prev < 0:
+                    prev = 0
+                for g in range(Gk + 1):
+                    V[t + 1, 0, g] = V[t, 0, g]
+                for k in range(1, K + 1):
+                    for g in range(Gk + 1):
+                        best = V[t, k, g]
+                        how = 0
+                        take = V[prev, k - 1, g] + wn[t]
+                        if take > best:
+                            best = take
+                            how = 1
+                        if g > 0:
+                            take = V[prev, k - 1, g - 1] + wg[t]
+                            if take > best:
+                                best = take
+                                how = 2
+                        V[t + 1, k, g] = best
+                        ch[t, k, g] = how
+            for g in range(Gk + 1):
+                v = V[T, K, g]
+                value[i, g] = v
+                if v == -np.inf:
+                    continue
+                pos = T
+                k = K
+                gg = g
+                q = 0
+                while pos > 0 and k > 0:
+                    t = pos - 1
+                    how = ch[t, k, gg]
+                    if how == 0:
+                        pos = t
+                        continue
+                    if q < slots:
+                        codes[i, g, q] = (cn[t] if how == 1 else cg[t]) * T + t
+                    q += 1
+                    if how == 2:
+                        gg -= 1
+                    k -= 1
+                    pos = t - gap + 1
+                    if pos < 0:
+                        pos = 0
+                while q < slots:
+                    codes[i, g, q] = -1
+                    q += 1
+
+
+@kernel
+def _hull_next(v, a):
+    """From hull vertex ``a`` of the points (g, v[g]), the next upper-hull vertex (-1 at the end)."""
+    G = v.shape[0] - 1
+    best = -1
+    slope = -np.inf
+    for b in range(a + 1, G + 1):
+        if v[b] == -np.inf:
+            continue
+        s = (v[b] - v[a]) / (b - a)
+        if s >= slope:          # ties: the farther vertex (one breakpoint for the whole run)
+            slope = s
+            best = b
+    return best
+
+
+@parallel_kernel
+def group_breakpoints(value, seg, S, lo, hi, chunk):
+    """The group-contact breakpoints of every customer, split by a window [lo[s], hi[s]] per segment.
+
+    A customer moves from hull vertex a to b (b - a more group contacts)
+    when the bonus theta exceeds the breakpoint (v[a] - v[b]) / (b - a).
+    Returns (per segment: group contacts taken at theta = lo[s] from
+    breakpoints below the window; breakpoints inside the window as flat
+    arrays (breakpoint, weight, segment, customer, from vertex a)).
+    """
+    n = value.shape[0]
+    scalar_seg = seg.shape[0] == 1
+    n_chunks = (n + chunk - 1) // chunk
+    part_base = np.zeros((n_chunks, S))
+    part_count = np.zeros(n_chunks, dtype=np.int64)
+    for c in prange(n_chunks):
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            s_i = seg[0] if scalar_seg else seg[i]
+            a = 0
+            b = _hull_next(value[i], a)
+            while b >= 0:
+                bp = (value[i, a] - value[i, b]) / (b - a)
+                if bp < lo[s_i]:
+                    part_base[c, s_i] += b - a
+                elif bp <= hi[s_i]:
+                    part_count[c] += 1
+                a = b
+                b = _hull_next(value[i], a)
+    start = np.zeros(n_chunks + 1, dtype=np.int64)
+    for c in range(n_chunks):
+        start[c + 1] = start[c] + part_count[c]
+    bps = np.empty(start[n_chunks])
+    wts = np.empty(start[n_chunks])
+    sgs = np.empty(start[n_chunks], dtype=np.int64)
+    who = np.empty(start[n_chunks], dtype=np.int64)
+    frm = np.empty(start[n_chunks], dtype=np.int64)
+    for c in prange(n_chunks):
+        j = start[c]
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            s_i = seg[0] if scalar_seg else seg[i]
+            a = 0
+            b = _hull_next(value[i], a)
+            while b >= 0:
+                bp = (value[i, a] - value[i, b]) / (b - a)
+                if lo[s_i] <= bp <= hi[s_i]:
+                    bps[j] = bp
+                    wts[j] = b - a
+                    sgs[j] = s_i
+                    who[j] = i
+                    frm[j] = a
+                    j += 1
+                a = b
+                b = _hull_next(value[i], a)
+    base = np.zeros(S)
+    for c in range(n_chunks):
+        base += part_base[c]
+    return base, bps, wts, sgs, who, frm
+
+
+@parallel_kernel
+def settle_patterns(value, pcodes, seg, theta, M, T, chunk, codes):
+    """Each customer's optimum when its segment's group contacts gain ``theta[s]``.
+
+    Picks g maximising value[g] + g * theta (the smallest g on ties, as the
+    DP takes a day only when strictly better), writes its pattern into
+    ``codes`` (n, slots) and returns (chunk sums of the optima, usage (M, T),
+    segment usage (S, M)) like :func:`evaluate_dual`.
+    """
+    n, G1 = value.shape
+    S = theta.shape[0]
+    slots = codes.shape[1]
+    scalar_seg = seg.shape[0] == 1
+    n_chunks = (n + chunk - 1) // chunk
+    part_sum = np.zeros(n_chunks)
+    part_usage = np.zeros((n_chunks, M, T), dtype=np.int64)
+    part_seg = np.zeros((n_chunks, S, M), dtype=np.int64)
+    for c in prange(n_chunks):
+        acc = 0.0
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            s_i = seg[0] if scalar_seg else seg[i]
+            th = theta[s_i]
+            best = value[i, 0]
+            g_best = 0
+            for g in range(1, G1):
+                x = value[i, g] + g * th
+                if x > best:
+                    best = x
+                    g_best = g
+            acc += best
+            for q in range(slots):
+                code = pcodes[i, g_best, q]
+                codes[i, q] = code
+                if code >= 0:
+                    m = code // T
+                    part_usage[c, m, code - m * T] += 1
+                    part_seg[c, s_i, m] += 1
+        part_sum[c] = acc
+    usage, seg_usage = _sum_parts(part_usage, part_seg)
+    return part_sum, usage, seg_usage

@@ -384,3 +384,107 @@ def test_row_swaps_replaces_a_contact_on_another_channel():
     np.testing.assert_array_equal(codes, [[0, 1]])
     np.testing.assert_array_equal(leftover, [[1], [0]])
     assert row_val[0] == -1.0
+
+
+def _settle_instance(seed):
+    problem = unfair_problem(seed, n=40, segment_bounds=BOUNDS["relative-min-ch1"]).replace(max_contacts=2,
+                                                                                             min_gap_days=2)
+    data = DualData(problem)
+    y = np.random.default_rng(seed).uniform(data.lower, data.box) * 0.05
+    y[data.i_rows:data.i_terms] = 0.0
+    return problem, data, y
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_group_patterns_match_the_plain_dp_at_every_bonus(seed):
+    """max_g value[g] + g * theta is each customer's optimum when the rows' channels gain theta (plain DP per customer)."""
+    from solvers import _dual_kernels as K
+
+    _, data, y = _settle_instance(seed)
+    price, mu = data.prices(y)
+    group = data.fair.row_channels[0].copy()
+    base = data.shift(y)                                   # row prices are zero here
+    thetas = [-3.0, -0.7, 0.0, 0.4, 1.5, 6.0]
+    value = np.empty((data.n, data.slots + 1))
+    codes = np.empty((data.n, data.slots + 1, data.slots), dtype=np.int16)
+    g = np.arange(data.slots + 1)
+    plain_only = []
+    for theta in thetas:            # valid up to the cap: served at the cap itself (the cheap path for many)
+        K.group_patterns(data.u, data.cell_ok, price, mu * data.cost, data.limits, data.gap, 7, data.seg, base,
+                         data.neg_ok, group, np.full(data.n_segments, theta), value, codes)
+        plain_only.append(np.isinf(value[:, 1:]).all(axis=1).mean())
+        shift = base - theta * group[None, :]
+        ref, _, _ = K.evaluate_dual(data.u, data.cell_ok, price, mu * data.cost, data.limits, data.gap, 1, data.seg,
+                                    shift, data.neg_ok, K.NO_CODES)
+        np.testing.assert_allclose((value + g * theta).max(axis=1), ref, rtol=1e-12, atol=1e-12)
+    assert max(plain_only) > 0.3 and min(plain_only) < 0.1
+    # each pattern has g contacts on the group and is worth value[g]
+    P, _ = K.price_table(data.cell_ok, price, mu * data.cost, base, data.neg_ok)
+    for i in range(data.n):
+        for gg in range(data.slots + 1):
+            if np.isfinite(value[i, gg]):
+                c = codes[i, gg][codes[i, gg] >= 0]
+                m, t = c // data.T, c % data.T
+                assert group[m].sum() == gg
+                worth = sum(float(data.u[i, mm, tt]) - P[data.seg[i], mm, tt] for mm, tt in zip(m, t))
+                assert worth == pytest.approx(value[i, gg], abs=1e-9)
+    assert np.isfinite(value[:, 1:]).any() and np.isinf(value[:, 1:]).any()
+
+
+def _min_over_row_prices_lp(problem, data, y):
+    """min over row prices of L at y's other prices, by LP duality over every customer's patterns (brute force)."""
+    from itertools import combinations, product
+
+    from scipy.optimize import linprog
+
+    price, mu = data.prices(y)
+    shift = data.shift(y)
+    n, M, T = problem.shape
+    f = data.fair
+    group = f.row_channels[0]
+    ok = data.cell_ok[None] & ((data.u > 0) | (data.neg_ok[None, :, None] & np.isfinite(data.u)))
+    cols, rows_i, values, counts = [], [], [], []
+    for i in range(n):
+        s = data.seg[i]
+        for k in range(int(data.limits[0] if data.limits.size == 1 else data.limits[i]) + 1):
+            for days in combinations(range(T), k):
+                if any(b - a < data.gap for a, b in zip(days, days[1:])):
+                    continue
+                for chans in product(range(M), repeat=k):
+                    if not all(ok[i, m, t] for m, t in zip(chans, days)):
+                        continue
+                    v = sum(float(data.u[i, m, t]) - price[m, t] - mu * data.cost[m] - shift[s, m]
+                            for m, t in zip(chans, days))
+                    rows_i.append(i)
+                    values.append(v)
+                    counts.append((s, sum(group[m] for m in chans)))
+    nv = len(values)
+    a_eq = np.zeros((n, nv))
+    a_eq[rows_i, np.arange(nv)] = 1.0
+    a_ub = np.zeros((f.n_rows, nv))
+    for j, (s, c) in enumerate(counts):
+        a_ub[:, j] = f.row_coef[:, s] * c
+    res = linprog(-np.asarray(values), A_ub=a_ub, b_ub=data.row_rhs, A_eq=a_eq, b_eq=np.ones(n), method="highs")
+    assert res.status == 0
+    return -res.fun + float((price * data.capacity).sum()) + (mu * data.budget if data.has_budget_price else 0.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_settled_row_prices_minimise_the_dual_exactly(seed):
+    """DualData.settled: L at its row prices equals min over row prices (LP over all patterns), with a flat row subgradient."""
+    problem, data, y = _settle_instance(seed)
+    assert data.settles_rows()
+    ys, (f, g, _, _) = data.settled(y)
+    assert f == pytest.approx(_min_over_row_prices_lp(problem, data, y), rel=1e-9, abs=1e-9)
+    assert f == pytest.approx(data.evaluate(ys)[0], rel=1e-12)
+    np.testing.assert_array_equal(ys[:data.i_rows], y[:data.i_rows])      # other prices untouched
+    rows = ys[data.i_rows:data.i_terms]
+    scale = data.scale[data.i_rows:data.i_terms]
+    grad = g[data.i_rows:data.i_terms] / scale
+    assert np.all(np.abs(grad[rows > 0]) <= 1e-9) and np.all(grad[rows == 0] >= -1e-9)
+    assert (rows > 0).any()
+    # the cut it returns is valid: it never lies above L elsewhere
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        z = np.clip(ys + rng.normal(0.0, 0.01, ys.size), data.lower, data.box)
+        assert data.evaluate(z)[0] >= f + g @ (z - ys) - 1e-7 * abs(f)
