@@ -640,10 +640,12 @@ def codes_value(codes, u, seg, S, T):
     """Value of a code array's contacts and their count per (segment, channel) (S, M).
 
     Summed per chunk of 65,536 customers, then over chunks in order (the same
-    total on any number of threads).
+    total on any number of threads). With an empty ``u`` (shape (0, M, T))
+    only the counts are taken (value 0): no utility is read.
     """
     n, slots = codes.shape
     M = u.shape[1]
+    read = u.shape[0] == n
     chunk = 65_536
     n_chunks = (n + chunk - 1) // chunk
     part = np.zeros(n_chunks)
@@ -657,7 +659,8 @@ def codes_value(codes, u, seg, S, T):
                 c = codes[i, q]
                 if c >= 0:
                     m = c // T
-                    acc += np.float64(u[i, m, c - m * T])
+                    if read:
+                        acc += np.float64(u[i, m, c - m * T])
                     part_usage[b, s_i, m] += 1
         part[b] = acc
     value = 0.0
