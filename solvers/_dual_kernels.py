@@ -293,6 +293,42 @@ def _open_segments(shift):
     return out
 
 
+@kernel(inline="always")
+def _customer_limit(i, seg, seg_open, limits):
+    """Customer i's segment and contact limit; limit 0 when its segment is not open."""
+    s_i = seg[0] if seg.shape[0] == 1 else seg[i]
+    if not seg_open[s_i]:
+        return s_i, 0
+    return s_i, limits[0] if limits.shape[0] == 1 else limits[i]
+
+
+@kernel(inline="always")
+def _best_cell(u_i, day, skip, gap, cell_open, cost, budget_left, price, cost_price, allow, sub, neg_ok, old, best):
+    """One customer's most valuable new contact: (value, code), code -1 when none beats ``best``.
+
+    Candidates: open cells whose cost fits ``budget_left``, on channels where
+    ``allow[m]`` is finite, on days spaced from the customer's contacts in
+    ``day`` except slot ``skip``; value ``u - price - cost_price - old - sub[m]``
+    (first maximum in day, then channel order wins).
+    """
+    M, T = u_i.shape
+    code = -1
+    for t in range(T):
+        if not _day_free(day, skip, t, gap):
+            continue
+        for m in range(M):
+            if not cell_open[m, t] or cost[m] > budget_left or allow[m] == np.inf:
+                continue
+            x = np.float64(u_i[m, t])
+            if not _allowed(x, m, neg_ok):
+                continue
+            v = x - price[m, t] - cost_price[m] - old - sub[m]
+            if v > best:
+                best = v
+                code = m * T + t
+    return best, code
+
+
 @parallel_kernel
 def best_additions(u, cell_ok, price, cost_price, cost, limits, gap, codes, leftover, budget_left, chunk, seg, shift,
                    neg_ok):
@@ -307,7 +343,6 @@ def best_additions(u, cell_ok, price, cost_price, cost, limits, gap, codes, left
     best_code = np.full(n, -1, dtype=np.int64)
     best_r = np.full(n, -np.inf)
     n_chunks = (n + chunk - 1) // chunk
-    scalar_limit = limits.shape[0] == 1
     open_cell = _open_cells(cell_ok, leftover)
     slots = codes.shape[1]
     seg_open = _open_segments(shift)
@@ -316,24 +351,11 @@ def best_additions(u, cell_ok, price, cost_price, cost, limits, gap, codes, left
         hi = min(n, lo + chunk)
         day = np.empty(slots, dtype=np.int64)
         for i in range(lo, hi):
-            s_i = seg[0] if seg.shape[0] == 1 else seg[i]
-            if not seg_open[s_i]:
-                continue
-            lim = limits[0] if scalar_limit else limits[i]
+            s_i, lim = _customer_limit(i, seg, seg_open, limits)
             if lim <= 0 or _contact_days(codes[i], T, gap, day) >= lim:
                 continue
-            for t in range(T):
-                if not _day_free(day, -1, t, gap):
-                    continue
-                for m in range(M):
-                    if not open_cell[m, t] or cost[m] > budget_left:
-                        continue
-                    x = np.float64(u[i, m, t])
-                    if _allowed(x, m, neg_ok) and shift[s_i, m] < np.inf:
-                        r = x - price[m, t] - cost_price[m] - shift[s_i, m]
-                        if r > best_r[i]:
-                            best_r[i] = r
-                            best_code[i] = m * T + t
+            best_r[i], best_code[i] = _best_cell(u[i], day, -1, gap, open_cell, cost, budget_left, price, cost_price,
+                                                 shift[s_i], shift[s_i], neg_ok, 0.0, -np.inf)
     return best_code, best_r
 
 
@@ -358,18 +380,15 @@ def best_placements(u, cell_ok, price, cost_price, cost, limits, gap, codes, chu
     best_slot = np.full(n, -1, dtype=np.int64)
     dcost = np.zeros(n)
     n_chunks = (n + chunk - 1) // chunk
-    scalar_limit = limits.shape[0] == 1
     slots = codes.shape[1]
     seg_open = _open_segments(target)
+    no_shift = np.zeros(M)                      # values without fairness prices: the target only selects
     for c in prange(n_chunks):
         lo = c * chunk
         hi = min(n, lo + chunk)
         day = np.empty(slots, dtype=np.int64)
         for i in range(lo, hi):
-            s_i = seg[0] if seg.shape[0] == 1 else seg[i]
-            if not seg_open[s_i]:
-                continue
-            lim = limits[0] if scalar_limit else limits[i]
+            s_i, lim = _customer_limit(i, seg, seg_open, limits)
             if lim <= 0:
                 continue
             count = _contact_days(codes[i], T, gap, day)
@@ -386,21 +405,13 @@ def best_placements(u, cell_ok, price, cost_price, cost, limits, gap, codes, chu
                     ma = ca // T
                     old = np.float64(u[i, ma, ca - ma * T]) - price[ma, ca - ma * T] - cost_price[ma]
                     old_cost = cost[ma]
-                for t in range(T):
-                    if not _day_free(day, q, t, gap):
-                        continue
-                    for m in range(M):
-                        if not cell_ok[m, t] or target[s_i, m] == np.inf:
-                            continue
-                        x = np.float64(u[i, m, t])
-                        if not _allowed(x, m, neg_ok):
-                            continue
-                        v = x - price[m, t] - cost_price[m] - old
-                        if v > best_v[i]:
-                            best_v[i] = v
-                            best_code[i] = m * T + t
-                            best_slot[i] = q
-                            dcost[i] = cost[m] - old_cost
+                v, code = _best_cell(u[i], day, q, gap, cell_ok, cost, np.inf, price, cost_price, target[s_i],
+                                     no_shift, neg_ok, old, best_v[i])
+                if code >= 0:
+                    best_v[i] = v
+                    best_code[i] = code
+                    best_slot[i] = q
+                    dcost[i] = cost[code // T] - old_cost
     return best_code, best_v, best_slot, dcost
 
 
