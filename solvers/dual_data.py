@@ -633,18 +633,10 @@ class DualData:
             usage, spend = self._usage(codes)
         leftover = (cap - usage).reshape(M, T)
         budget_left = max(budget - spend, 0.0)
-        customers = np.arange(self.n, dtype=np.int64)
         for _ in range(rounds):
             # add: each customer's best feasible extra contact, best first
-            best_code, best_r = K.best_additions(self.u, self.cell_ok, price, cost_price, self.cost, self.limits,
-                                                 self.gap, codes, leftover, budget_left, CHUNK, self.seg, shift,
-                                                 self.neg_ok)
-            cand = np.flatnonzero((best_code >= 0) & ((best_r > 0) | (self.fair is None)))
-            added = 0
-            if cand.size:
-                order = cand[np.argsort(-best_r[cand], kind="stable")]
-                added, budget_left = K.greedy_add(order, customers, best_code, codes, leftover, self.cost,
-                                                  budget_left, self.limits, self.gap, T)
+            added, budget_left = self._add_best(codes, price, cost_price, shift, self.neg_ok, leftover, budget_left,
+                                                positive=self.fair is not None)
             # swap: replace one contact by a more valuable one that still fits
             best_slot, swap_code, gain = K.best_swaps(self.u, self.cell_ok, price, cost_price, self.cost, self.gap,
                                                       codes, leftover, budget_left, CHUNK, self.seg, shift)
@@ -690,21 +682,26 @@ class DualData:
         if counted.all():
             return budget_left
         target = np.where(counted[None, :], np.inf, shift)
-        customers = np.arange(self.n, dtype=np.int64)
         no_neg = np.zeros(self.M, dtype=bool)
         for _ in range(rounds):
-            best_code, best_r = K.best_additions(self.u, self.cell_ok, price, cost_price, self.cost, self.limits,
-                                                 self.gap, codes, leftover, budget_left, CHUNK, self.seg, target,
-                                                 no_neg)
-            cand = np.flatnonzero(best_code >= 0)
-            if cand.size == 0:
-                break
-            order = cand[np.argsort(-best_r[cand], kind="stable")]
-            added, budget_left = K.greedy_add(order, customers, best_code, codes, leftover, self.cost, budget_left,
-                                              self.limits, self.gap, self.T)
+            added, budget_left = self._add_best(codes, price, cost_price, target, no_neg, leftover, budget_left,
+                                                positive=False)
             if added == 0:
                 break
         return budget_left
+
+    def _add_best(self, codes, price, cost_price, shift, neg_ok, leftover, budget_left, positive: bool):
+        """One add round: each customer's best feasible extra contact (:func:`solvers._dual_kernels.best_additions`),
+        taken best first while it fits; only those of positive reduced utility when ``positive``.
+        Returns (contacts added, budget left)."""
+        best_code, best_r = K.best_additions(self.u, self.cell_ok, price, cost_price, self.cost, self.limits,
+                                             self.gap, codes, leftover, budget_left, CHUNK, self.seg, shift, neg_ok)
+        cand = np.flatnonzero((best_code >= 0) & ((best_r > 0) | (not positive)))
+        if cand.size == 0:
+            return 0, budget_left
+        order = cand[np.argsort(-best_r[cand], kind="stable")]
+        return K.greedy_add(order, np.arange(self.n, dtype=np.int64), best_code, codes, leftover, self.cost,
+                            budget_left, self.limits, self.gap, self.T)
 
     def indices_of(self, plan):
         """(k, 3) index rows of a plan returned by :meth:`recover` (lazy or not)."""

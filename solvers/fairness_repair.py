@@ -34,7 +34,6 @@ import numpy as np
 from solvers import _dual_kernels as K
 
 PER_KEY = 256      # candidates kept per (cell, segment) by a bulk pass, beyond 4 per contact the rows are short of
-GIVE_BACK_ROUNDS = 2  # improve-mode passes of give_back
 MAX_MOVES = 50     # moves of the one-at-a-time stage after the bulk swaps (which do the heavy lifting)
 TOL = 1e-9
 
@@ -98,7 +97,7 @@ def swap_rows(data, codes, price, cost_price, shift, leftover, budget_left, roun
     return budget_left
 
 
-def give_back(data, codes, price, cost_price, shift, leftover, budget_left, rounds: int | None = None) -> float:
+def give_back(data, codes, price, cost_price, shift, leftover, budget_left, rounds: int = 2) -> float:
     """After a successful repair, undo what it over-did while every row still holds.
 
     The repair moves whole contacts, so rows with a positive price can end
@@ -113,7 +112,7 @@ def give_back(data, codes, price, cost_price, shift, leftover, budget_left, roun
     f = data.fair
     every = np.ones(data.n_segments, dtype=bool)
     group = f.row_channels.any(axis=0)
-    for _ in range(GIVE_BACK_ROUNDS if rounds is None else rounds):
+    for _ in range(rounds):
         moves, budget_left = _row_moves(data, codes, price, cost_price, shift, leftover, budget_left,
                                         _plan_rows(data, codes), every, group, improve=True)
         if moves == 0:
