@@ -26,8 +26,8 @@ every evaluation (:meth:`DualData.settled`): the level method then works on
 min over the row prices of L. Measured at 1M customers, 8 segments, every
 call rate >= 0.8 x the overall one, seeds 1-4 (with the recovery changes
 that go with it): 51, 51, 58, 58 -> 20, 27, 21, 20 iterations; settling
-only in the sample stage (``SETTLE_FULL = False``, measured before the
-free-channel fill of the recovery) took 55, 48, 70, 47.
+only in the sample stage (tried, measured before the free-channel fill of
+the recovery) took 55, 48, 70, 47.
 ``SETTLE_ROWS = False`` in :mod:`solvers.dual_data` turns it off.
 
 Starting prices: ``warm_start`` when given; else, from ``SAMPLE_FROM``
@@ -64,7 +64,6 @@ SAMPLE_FROM = 200_000  # customers from which starting prices come from a sample
 SAMPLE_MIN = 20_000    # customers in that sample (at least) ...
 SAMPLE_SHARE = 50      # ... or 1/50 of the customers
 SAMPLE_GAP = 1e-3      # gap at which the sample stage stops
-SETTLE_FULL = True     # settle the segment rows' prices (DualData.settled) after a sample stage too
 GUESS_FACTOR = 2.0     # the full stage expects min L within this many times the sample's dual interval
 SMOOTH_CUTS = 3       # h-cuts combined with q's tangent at each projected point (fairness penalty; 0 = off)
 SMOOTH_ROUNDS = 3     # ... re-projections per level
@@ -121,7 +120,7 @@ class LoopResult:
 
 def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float | None, max_iter: int,
                alpha: float = 0.3, on_row=None, clock_start: float | None = None, tune: str = "final",
-               guess: float | None = None, settle: bool = True) -> LoopResult:
+               guess: float | None = None) -> LoopResult:
     """Minimise L over the price box from ``y0``; recover plans on the way (see module docstring).
 
     ``guess`` (relative): min L is expected within ``guess * |L(y0)|`` below L(y0), as the
@@ -146,7 +145,7 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
     smooth_cuts = SMOOTH_CUTS > 0 and data.smooth_part(y0) is not None
     h_cuts: list = []
     it = 0
-    settle = settle and getattr(data, "settles_rows", lambda: False)()
+    settle = getattr(data, "settles_rows", lambda: False)()
     for it in range(1, max_iter + 1):
         if settle:      # the row prices that minimise L for the other prices (DualData.settled)
             y, (f, g, _, _) = data.settled(y)
@@ -378,8 +377,7 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
             y0 = data.clearing_start()
         result = level_loop(data, y0, options.rel_gap, deadline, max_iter, alpha, on_row, start,
                             tune=str(options.extra.get("tune_budget", "final")),
-                            guess=guess if options.extra.get("sample_guess", not data.n_terms) else None,
-                            settle=SETTLE_FULL or not use_sample)
+                            guess=guess if options.extra.get("sample_guess", not data.n_terms) else None)
     finally:
         if display:
             display(None)
