@@ -359,6 +359,39 @@ def best_additions(u, cell_ok, price, cost_price, cost, limits, gap, codes, left
     return best_code, best_r
 
 
+@kernel(inline="always")
+def _best_per_day(u_i, cell_ok, price, cost_price, channels, n_channels, neg_ok, w_day, m_day):
+    """Per day, the channel of ``channels[:n_channels]`` (ascending) with the largest ``u - price - cost_price``
+    among allowed candidates (first wins): ``w_day``, ``m_day`` (-1: none)."""
+    T = u_i.shape[1]
+    for t in range(T):
+        w_day[t] = -np.inf
+        m_day[t] = -1
+        for k in range(n_channels):
+            m = channels[k]
+            if not cell_ok[m, t]:
+                continue
+            x = np.float64(u_i[m, t])
+            if not _allowed(x, m, neg_ok):
+                continue
+            w = x - price[m, t] - cost_price[m]
+            if m_day[t] < 0 or w > w_day[t]:
+                w_day[t] = w
+                m_day[t] = m
+
+
+@kernel(inline="always")
+def _day_conflicts(day, T, gap, n_conf, who):
+    """Per day t, how many contacts lie within ``gap`` days (``n_conf``) and the last of them (``who``)."""
+    for t in range(T):
+        n_conf[t] = 0
+        who[t] = -1
+        for q in range(day.shape[0]):
+            if abs(day[q] - t) < gap:
+                n_conf[t] += 1
+                who[t] = q
+
+
 @parallel_kernel
 def best_placements(u, cell_ok, price, cost_price, cost, limits, gap, codes, chunk, seg, target, replace_ok, neg_ok):
     """Per customer, the most valuable way to take one more contact on a targeted channel (fairness repair).
@@ -370,6 +403,10 @@ def best_placements(u, cell_ok, price, cost_price, cost, limits, gap, codes, chu
     cheapest way to raise a segment's call count is usually a replacement:
     the customer trades an e-mail for a call. New contacts are allowed where
     ``target[s, m]`` is finite; capacity and budget are left to the caller.
+    The best new contact per day and the contacts each day conflicts with
+    are computed once per customer, so each replacement is one pass over
+    the days (first the addition, then slot by slot, day by day; the first
+    largest value wins).
     Returns (code (n,) int64, -1 for none; value (n,): the change in reduced
     utility without fairness prices; slot (n,): the replaced slot, -1 for an
     addition; dcost (n,): the change in spend).
@@ -382,16 +419,35 @@ def best_placements(u, cell_ok, price, cost_price, cost, limits, gap, codes, chu
     n_chunks = (n + chunk - 1) // chunk
     slots = codes.shape[1]
     seg_open = _open_segments(target)
-    no_shift = np.zeros(M)                      # values without fairness prices: the target only selects
+    S = target.shape[0]
+    channels = np.zeros((S, M), dtype=np.int64)      # per segment, the targeted channels in order
+    n_channels = np.zeros(S, dtype=np.int64)
+    for s in range(S):
+        for m in range(M):
+            if target[s, m] < np.inf:
+                channels[s, n_channels[s]] = m
+                n_channels[s] += 1
     for c in prange(n_chunks):
         lo = c * chunk
         hi = min(n, lo + chunk)
         day = np.empty(slots, dtype=np.int64)
+        w_day = np.empty(T)
+        m_day = np.empty(T, dtype=np.int64)
+        n_conf = np.empty(T, dtype=np.int64)
+        who = np.empty(T, dtype=np.int64)
         for i in range(lo, hi):
             s_i, lim = _customer_limit(i, seg, seg_open, limits)
             if lim <= 0:
                 continue
             count = _contact_days(codes[i], T, gap, day)
+            movable = count < lim
+            for q in range(slots):
+                if codes[i, q] >= 0 and replace_ok[codes[i, q] // T]:
+                    movable = True
+            if not movable:
+                continue
+            _best_per_day(u[i], cell_ok, price, cost_price, channels[s_i], n_channels[s_i], neg_ok, w_day, m_day)
+            _day_conflicts(day, T, gap, n_conf, who)
             for q in range(-1, slots):          # -1: an addition; q: replace slot q
                 old = 0.0
                 old_cost = 0.0
@@ -405,13 +461,15 @@ def best_placements(u, cell_ok, price, cost_price, cost, limits, gap, codes, chu
                     ma = ca // T
                     old = np.float64(u[i, ma, ca - ma * T]) - price[ma, ca - ma * T] - cost_price[ma]
                     old_cost = cost[ma]
-                v, code = _best_cell(u[i], day, q, gap, cell_ok, cost, np.inf, price, cost_price, target[s_i],
-                                     no_shift, neg_ok, old, best_v[i])
-                if code >= 0:
-                    best_v[i] = v
-                    best_code[i] = code
-                    best_slot[i] = q
-                    dcost[i] = cost[code // T] - old_cost
+                for t in range(T):
+                    if m_day[t] < 0 or not (n_conf[t] == 0 or (n_conf[t] == 1 and who[t] == q)):
+                        continue
+                    v = w_day[t] - old - 0.0
+                    if v > best_v[i]:
+                        best_v[i] = v
+                        best_code[i] = m_day[t] * T + t
+                        best_slot[i] = q
+                        dcost[i] = cost[m_day[t]] - old_cost
     return best_code, best_v, best_slot, dcost
 
 
