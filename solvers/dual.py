@@ -129,7 +129,12 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
     exploring the box while the cutting-plane model is poor. The estimate never enters the
     stopping tests; an empty level set still proves a (certified) lower bound. Measured at
     1M customers: 28 -> 19 iterations without fairness, 99 -> 58 with hard segment rows, but
-    49 -> 62 with the quadratic fairness penalty, so ``run`` does not use it there.
+    49 -> 62 with the quadratic fairness penalty, so ``run`` does not use it there. Once the
+    best value is within ``rel_gap`` of the estimate the estimate is dropped: levels based on
+    it would only creep towards it, every step reaching its level and shrinking by ``alpha``
+    (1M customers, hard rows, seed 4: steps from 1e-5 down to 1e-14 over 19 iterations;
+    43 -> 35 iterations with the estimate dropped, the other five seeds and the six
+    no-fairness solves unchanged).
     """
     start = time.perf_counter() if clock_start is None else clock_start
     bundle = LevelBundle(data.dim, alpha=alpha, upper=data.box, lower=data.lower)
@@ -155,6 +160,8 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
             best_f, best_y = f, y
         if guess is not None and it == 1:
             f_guess = f - guess * abs(f)
+        elif best_f - f_guess <= rel_gap * abs(best_f):
+            f_guess = -math.inf     # the estimate is reached: levels based on it would only creep towards it
         if data.dim == 0:           # nothing to price: the customers' choices are optimal
             idx, obj = data.recover(best_y)
             if obj > objective:

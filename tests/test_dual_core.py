@@ -168,6 +168,26 @@ def test_time_limit_returns_the_best_plan_so_far():
     assert mip.status == "time_limit"
 
 
+def test_a_reached_level_estimate_is_dropped():
+    """An estimate of min L that is too optimistic must not make the level method creep towards it.
+
+    Levels based on the estimate f_guess sit at f_guess + alpha * (best - f_guess); when best
+    approaches f_guess every step reaches its level, so the steps shrink by alpha each time
+    (1M customers, hard segment rows, seed 4: 19 iterations of steps from 1e-5 down to 1e-14).
+    Once best is within the requested gap of the estimate, the estimate is dropped. Without
+    that, this instance takes 70 iterations with the estimate against 47 without one.
+    """
+    from optimizer.generate import generate_problem
+    from solvers.dual import level_loop
+
+    data = DualData(generate_problem(3000, seed=1).problem)
+    y0 = data.clearing_start()
+    plain = level_loop(data, y0, 1e-4, None, 200)
+    guessed = level_loop(data, y0, 1e-4, None, 200, guess=1e-7)
+    assert guessed.iterations <= plain.iterations + 10
+    assert guessed.best_f == pytest.approx(plain.best_f, rel=1e-4)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_least_distance_projection_matches_cvxpy(seed):
     """The bundle's NNLS projection onto {G y <= b, box} against CVXPY; an empty set is reported as None."""
