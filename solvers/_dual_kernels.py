@@ -464,7 +464,7 @@ def best_placements(u, cell_ok, price, cost_price, cost, limits, gap, codes, chu
                 for t in range(T):
                     if m_day[t] < 0 or not (n_conf[t] == 0 or (n_conf[t] == 1 and who[t] == q)):
                         continue
-                    v = w_day[t] - old - 0.0
+                    v = w_day[t] - old
                     if v > best_v[i]:
                         best_v[i] = v
                         best_code[i] = m_day[t] * T + t

@@ -40,13 +40,12 @@ def _settle_lp(A, rhs, lam_max, base, bps, wts, sgs, S, exact):
     Columns: per segment, its window's breakpoints sorted and taken in
     ``SETTLE_COLUMNS`` buckets (cost = their mean, bound = their weight), or
     one each when ``exact``, plus one slack per row priced at the row's
-    largest price (so the prices stay in the box). Solved by HiGHS passed
-    column-wise, without presolve (a few rows, up to a few thousand
-    columns; the 102 LPs of one 1M-customer solve took 0.42-0.61 s through
-    ``scipy.optimize.linprog`` and 0.24-0.32 s so, with the same prices to
-    1e-15). Returns (row prices, the group
-    contacts taken at each breakpoint when ``exact``), or None when HiGHS
-    reports no optimum.
+    largest price (so the prices stay in the box). Passed to HiGHS
+    column-wise and solved without presolve (a few rows, up to a few
+    thousand columns): the 102 LPs of one 1M-customer solve took 0.42-0.61 s
+    through ``scipy.optimize.linprog``, 0.24-0.32 s this way, with the same
+    prices to 1e-15. Returns (row prices, the group contacts taken at each
+    breakpoint when ``exact``), or None when HiGHS reports no optimum.
     """
     import highspy
 
