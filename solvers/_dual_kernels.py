@@ -302,33 +302,6 @@ def _customer_limit(i, seg, seg_open, limits):
     return s_i, limits[0] if limits.shape[0] == 1 else limits[i]
 
 
-@kernel(inline="always")
-def _best_cell(u_i, day, skip, gap, cell_open, cost, budget_left, price, cost_price, allow, sub, neg_ok, old, best):
-    """One customer's most valuable new contact: (value, code), code -1 when none beats ``best``.
-
-    Candidates: open cells whose cost fits ``budget_left``, on channels where
-    ``allow[m]`` is finite, on days spaced from the customer's contacts in
-    ``day`` except slot ``skip``; value ``u - price - cost_price - old - sub[m]``
-    (first maximum in day, then channel order wins).
-    """
-    M, T = u_i.shape
-    code = -1
-    for t in range(T):
-        if not _day_free(day, skip, t, gap):
-            continue
-        for m in range(M):
-            if not cell_open[m, t] or cost[m] > budget_left or allow[m] == np.inf:
-                continue
-            x = np.float64(u_i[m, t])
-            if not _allowed(x, m, neg_ok):
-                continue
-            v = x - price[m, t] - cost_price[m] - old - sub[m]
-            if v > best:
-                best = v
-                code = m * T + t
-    return best, code
-
-
 @parallel_kernel
 def best_additions(u, cell_ok, price, cost_price, cost, limits, gap, codes, leftover, budget_left, chunk, seg, shift,
                    neg_ok):
@@ -354,8 +327,19 @@ def best_additions(u, cell_ok, price, cost_price, cost, limits, gap, codes, left
             s_i, lim = _customer_limit(i, seg, seg_open, limits)
             if lim <= 0 or _contact_days(codes[i], T, gap, day) >= lim:
                 continue
-            best_r[i], best_code[i] = _best_cell(u[i], day, -1, gap, open_cell, cost, budget_left, price, cost_price,
-                                                 shift[s_i], shift[s_i], neg_ok, 0.0, -np.inf)
+            for t in range(T):                  # first maximum in day, then channel order wins
+                if not _day_free(day, -1, t, gap):
+                    continue
+                for m in range(M):
+                    if not open_cell[m, t] or cost[m] > budget_left or shift[s_i, m] == np.inf:
+                        continue
+                    x = np.float64(u[i, m, t])
+                    if not _allowed(x, m, neg_ok):
+                        continue
+                    v = x - price[m, t] - cost_price[m] - shift[s_i, m]
+                    if v > best_r[i]:
+                        best_r[i] = v
+                        best_code[i] = m * T + t
     return best_code, best_r
 
 
@@ -474,8 +458,8 @@ def best_placements(u, cell_ok, price, cost_price, cost, limits, gap, codes, chu
 
 
 @kernel
-def greedy_add(order, customer, code, codes, leftover, cost, budget_left, limits, gap, T):
-    """Add candidate contacts in ``order`` while they fit; updates ``codes`` and ``leftover``.
+def greedy_add(order, code, codes, leftover, cost, budget_left, limits, gap, T):
+    """Add customer i's candidate contact ``code[i]``, i in ``order``, while it fits (updates ``codes``, ``leftover``).
 
     Returns (number added, budget left).
     """
@@ -483,9 +467,8 @@ def greedy_add(order, customer, code, codes, leftover, cost, budget_left, limits
     scalar_limit = limits.shape[0] == 1
     day = np.empty(codes.shape[1], dtype=np.int64)
     for pos in range(order.shape[0]):
-        j = order[pos]
-        i = customer[j]
-        cd = code[j]
+        i = order[pos]
+        cd = code[i]
         m = cd // T
         t = cd % T
         if leftover[m, t] <= 0 or cost[m] > budget_left:

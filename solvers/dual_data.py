@@ -409,10 +409,9 @@ class DualData:
                 break
             stage = 1
             narrow = narrow / 16.0
-        if lam is not None:
-            self._settle_width = np.maximum(3.0 * np.abs(theta - theta_in), w_min)   # next time
         if lam is None:
             return y, self.evaluate(y)
+        self._settle_width = np.maximum(3.0 * np.abs(theta - theta_in), w_min)   # next time
         ys = np.array(y, dtype=np.float64)
         ys[self.i_rows:self.i_terms] = np.clip(lam / scale_rows, self.lower[self.i_rows:self.i_terms],
                                               self.box[self.i_rows:self.i_terms])
@@ -725,8 +724,7 @@ class DualData:
         if cand.size == 0:
             return 0, budget_left
         order = cand[np.argsort(-best_r[cand], kind="stable")]
-        return K.greedy_add(order, np.arange(self.n, dtype=np.int64), best_code, codes, leftover, self.cost,
-                            budget_left, self.limits, self.gap, self.T)
+        return K.greedy_add(order, best_code, codes, leftover, self.cost, budget_left, self.limits, self.gap, self.T)
 
     def indices_of(self, plan):
         """(k, 3) index rows of a plan returned by :meth:`recover` (lazy or not)."""

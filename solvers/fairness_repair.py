@@ -176,7 +176,6 @@ def _contacts_short(data, row_val) -> int:
 def repair_rows(data, codes, price, cost_price, shift, leftover, budget_left) -> tuple[bool, float]:
     """Repair ``codes`` in place; returns (all rows satisfied, budget left)."""
     f = data.fair
-    customers = np.arange(data.n, dtype=np.int64)
     budget_left = swap_rows(data, codes, price, cost_price, shift, leftover, budget_left)
     for _ in range(MAX_MOVES):
         viol = _plan_rows(data, codes) - data.row_rhs
@@ -197,7 +196,7 @@ def repair_rows(data, codes, price, cost_price, shift, leftover, budget_left) ->
             if cand.size:
                 need = _contacts_for(viol[r], a[favoured])
                 order = cand[np.argsort(-best_r[cand], kind="stable")][:max(need, 1)]
-                moved, budget_left = K.greedy_add(order, customers, best_code, codes, leftover, data.cost,
+                moved, budget_left = K.greedy_add(order, best_code, codes, leftover, data.cost,
                                                   budget_left, data.limits, data.gap, data.T)
         if moved == 0:
             rows, slot, m, t, seg, reduced = _entries(data, codes, price, cost_price, shift)
@@ -235,7 +234,6 @@ def refill(data, codes, price, cost_price, shift, leftover, budget_left, rounds:
     so the batch as a whole keeps the row satisfied); repeated a few rounds.
     """
     f = data.fair
-    customers = np.arange(data.n, dtype=np.int64)
     S, M = data.n_segments, data.M
     for _ in range(rounds):
         slack = data.row_rhs - _plan_rows(data, codes)
@@ -271,7 +269,7 @@ def refill(data, codes, price, cost_price, shift, leftover, budget_left, rounds:
                 rank[k] = counts.get(pair[k], 0)
                 counts[pair[k]] = rank[k] + 1
             keep[finite] = rank[finite] < cap[cseg[finite], cm[finite]]
-        added, budget_left = K.greedy_add(order[keep], customers, best_code, codes, leftover, data.cost, budget_left,
+        added, budget_left = K.greedy_add(order[keep], best_code, codes, leftover, data.cost, budget_left,
                                           data.limits, data.gap, data.T)
         if added == 0:
             break
