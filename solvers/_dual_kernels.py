@@ -1269,3 +1269,113 @@ def settle_patterns(value, pcodes, seg, theta, M, T, chunk, codes):
         part_sum[c] = acc
     usage, seg_usage = _sum_parts(part_usage, part_seg)
     return part_sum, usage, seg_usage
+
+
+@kernel(inline="always")
+def _in_pattern(code, pattern):
+    for q in range(pattern.shape[0]):
+        if pattern[q] == code:
+            return True
+    return False
+
+
+@parallel_kernel
+def master_options(base, alts, u, P, seg, counted, T, chunk):
+    """Per customer, the alternative pattern (a row of ``alts[a]``) worth most in reduced terms against ``base``.
+
+    ``base`` (n, slots) is a feasible plan, ``alts`` (A, n, slots) the
+    customers' choices at A price points, ``P`` the total price table of
+    :func:`price_table`. A pattern counts as different when its set of
+    codes differs from the base's. Returns (alternative index per customer
+    or -1 when every alternative equals the base, its gain in utility, its
+    gain in reduced utility, whether it changes the count on a ``counted``
+    channel) — the columns of :mod:`solvers.master`.
+    """
+    A, n, slots = alts.shape
+    M = u.shape[1]
+    scalar_seg = seg.shape[0] == 1
+    pick = np.full(n, -1, dtype=np.int64)
+    gain = np.zeros(n)
+    red = np.zeros(n)
+    moves_rows = np.zeros(n, dtype=np.bool_)
+    n_chunks = (n + chunk - 1) // chunk
+    for c in prange(n_chunks):
+        per_channel = np.zeros(M, dtype=np.int64)
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            s_i = seg[0] if scalar_seg else seg[i]
+            b = base[i]
+            b_val = 0.0
+            b_red = 0.0
+            b_n = 0
+            for q in range(slots):
+                code = b[q]
+                if code >= 0:
+                    m = code // T
+                    x = np.float64(u[i, m, code - m * T])
+                    b_val += x
+                    b_red += x - P[s_i, m, code - m * T]
+                    b_n += 1
+            best = -np.inf
+            for a in range(A):
+                p = alts[a, i]
+                same = True
+                p_n = 0
+                for q in range(slots):
+                    if p[q] >= 0:
+                        p_n += 1
+                        if not _in_pattern(p[q], b):
+                            same = False
+                if same and p_n == b_n:
+                    continue
+                val = 0.0
+                r = 0.0
+                for q in range(slots):
+                    code = p[q]
+                    if code >= 0:
+                        m = code // T
+                        x = np.float64(u[i, m, code - m * T])
+                        val += x
+                        r += x - P[s_i, m, code - m * T]
+                if r - b_red > best:
+                    best = r - b_red
+                    pick[i] = a
+                    gain[i] = val - b_val
+            if pick[i] < 0:
+                continue
+            red[i] = best
+            for m in range(M):
+                per_channel[m] = 0
+            p = alts[pick[i], i]
+            for q in range(slots):
+                if p[q] >= 0:
+                    per_channel[p[q] // T] += 1
+                if b[q] >= 0:
+                    per_channel[b[q] // T] -= 1
+            for m in range(M):
+                if counted[m] and per_channel[m] != 0:
+                    moves_rows[i] = True
+    return pick, gain, red, moves_rows
+
+
+@kernel
+def master_keys(base, alts, pick, cust):
+    """Canonical change of each chosen column: (removed codes, added codes), each sorted, -1 padded: (k, 2 * slots)."""
+    slots = base.shape[1]
+    k = cust.shape[0]
+    keys = np.full((k, 2 * slots), -1, dtype=np.int32)
+    for j in range(k):
+        i = cust[j]
+        b = base[i]
+        p = alts[pick[i], i]
+        nr = 0
+        na = 0
+        for q in range(slots):
+            if b[q] >= 0 and not _in_pattern(b[q], p):
+                keys[j, nr] = b[q]
+                nr += 1
+            if p[q] >= 0 and not _in_pattern(p[q], b):
+                keys[j, slots + na] = p[q]
+                na += 1
+        keys[j, :nr].sort()
+        keys[j, slots:slots + na].sort()
+    return keys

@@ -48,7 +48,7 @@ import numpy as np
 from formulations.assignment import PlanningProblem
 from solvers.base import SolveOptions, SolveResult, Status, Stopwatch, empty_indices, relative_gap
 from solvers.bundle import LevelBundle
-from solvers.dual_data import DualData
+from solvers.dual_data import DualData, PlanCodes
 
 NAME = "dual"
 MAX_ITER = 500
@@ -56,6 +56,7 @@ LIGHT_ROUNDS = 2      # add/swap rounds of the recoveries during the iterations 
 #                       Their plans also lift the level's floor; with one round the 1M fairness instances stalled
 RECOVER_NEAR = 10     # recover at every new best price once the dual interval is within this many rel_gaps
 RECOVER_EVERY = 10    # ... and at least every this many iterations before
+MASTER_AGAIN = 0.5    # after a master recovery, the next once the bound has closed this share of the gap left
 DUAL_CLOSED = 0.01    # dual interval, relative to rel_gap, at which the dual counts as solved
 MAX_LEVEL_TRIES = 60  # level lowerings per iteration before giving up
 STALL_ITERATIONS = 60  # stop when neither bound nor plan improved by rel_gap/100 for this many iterations
@@ -151,11 +152,15 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
     h_cuts: list = []
     it = 0
     settle = getattr(data, "settles_rows", lambda: False)()
+    master = getattr(data, "supports_master", lambda: False)()
+    mastered, master_at = False, (math.inf, 0)
     for it in range(1, max_iter + 1):
         if settle:      # the row prices that minimise L for the other prices (DualData.settled)
             y, (f, g, _, _) = data.settled(y)
         else:
             f, g, _, _ = data.evaluate(y)
+        if master:
+            data.keep_choices()
         if f < best_f:
             best_f, best_y = f, y
         if guess is not None and it == 1:
@@ -174,20 +179,35 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
             h_cuts.append((np.array(y, dtype=np.float64), f - qv, g - qg))
         f_low = max(f_low, bundle.model_minimum(), objective)
         dual_gap = (best_f - f_low) / max(abs(best_f), 1e-300)
-        if recovered_y is not best_y and (recovered_y is None or dual_gap <= RECOVER_NEAR * rel_gap
-                                          or it % RECOVER_EVERY == 0):
+        near = dual_gap <= RECOVER_NEAR * rel_gap
+        if mastered:    # the master's plan stands until the bound has moved (MASTER_AGAIN)
+            due = best_f <= master_at[0] - MASTER_AGAIN * (master_at[0] - objective) or it - master_at[1] >= RECOVER_EVERY
+        else:
+            due = recovered_y is None or near or it % RECOVER_EVERY == 0
+        if recovered_y is not best_y and due:
             at = best_y
-            if data.has_budget_price and tune == "near" and dual_gap <= RECOVER_NEAR * rel_gap:
+            if data.has_budget_price and tune == "near" and near:
                 at, evals = data.tune_budget_price(best_y)
                 for yy, ff, gg in evals:
                     bundle.add_cut(yy, ff, gg)
                     if ff < best_f:
                         best_f, best_y = ff, yy
-            idx, obj = data.recover(at, rounds=LIGHT_ROUNDS, lazy=True)
+            if mastered:        # mix the recent choices into the incumbent
+                idx, obj = data.recover_master(at, plan.codes, rounds=LIGHT_ROUNDS, lazy=True)
+                master_at = (best_f, it)
+            else:
+                idx, obj = data.recover(at, rounds=LIGHT_ROUNDS, lazy=True)
             recovered_y = best_y
             if obj > objective:
                 plan, objective = idx, obj
                 f_low = max(f_low, objective)
+            if (master and not mastered and near and isinstance(plan, PlanCodes)
+                    and (relative_gap(best_f, objective) or 0.0) > rel_gap):
+                idx, obj = data.recover_master(at, plan.codes, rounds=LIGHT_ROUNDS, lazy=True)
+                mastered, master_at = True, (best_f, it)
+                if obj > objective:
+                    plan, objective = idx, obj
+                    f_low = max(f_low, objective)
         gap = relative_gap(best_f, objective)
         row = {"iteration": it, "bound": best_f, "objective": objective, "gap": gap, "lower": f_low,
                "elapsed": time.perf_counter() - start, "y": y}
@@ -230,7 +250,7 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
             status = Status.FEASIBLE
             break
         y = y_next
-    if status != Status.OPTIMAL or recovered_y is not best_y:
+    if status != Status.OPTIMAL:
         idx, obj = data.recover(best_y)
         if obj > objective:
             plan, objective = idx, obj

@@ -319,6 +319,9 @@ class ShardedDual(DualData):
         sub.problem = None
         return sub
 
+    def supports_master(self) -> bool:
+        return False    # the master LP reads every customer's choices; shards keep theirs on the workers
+
     def empty_plan(self):
         return np.zeros((0, 3), dtype=np.int64), 0.0
 

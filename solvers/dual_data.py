@@ -32,6 +32,9 @@ SETTLE_COLUMNS = 64   # LP columns per segment (buckets of breakpoints); the win
 ROW_SCALE = 2.0       # a fairness row price spans [0, ROW_SCALE * max utility / smallest coefficient]
 FILL_ROUNDS = 6       # add/swap rounds of the final recovery
 FREE_ROUNDS = 2       # rounds of filling channels no fairness row or term counts (DualData._fill_free_channels)
+MASTER_RECOVERY = True  # near the optimum, recover through the restricted master LP (solvers.master)
+MASTER_FROM = 100_000   # customers from which it is used (in-process data, no fairness penalty)
+MASTER_POINTS = 8       # recent evaluation points whose choices it mixes
 
 
 def _settle_lp(A, rhs, lam_max, base, bps, wts, sgs, S, exact):
@@ -611,8 +614,8 @@ class DualData:
         out[k] = b
         return out, evals
 
-    def recover(self, y: np.ndarray, rounds: int = FILL_ROUNDS,
-                lazy: bool = False) -> tuple[np.ndarray | PlanCodes | None, float]:
+    def recover(self, y: np.ndarray, rounds: int = FILL_ROUNDS, lazy: bool = False,
+                start: np.ndarray | None = None) -> tuple[np.ndarray | PlanCodes | None, float]:
         """A feasible plan from prices y: the customers' choices, repaired and filled.
 
         Contacts beyond a cell's capacity are moved to the customer's best
@@ -632,14 +635,16 @@ class DualData:
         day) and their value; ``None`` rows when the segment bounds could not
         be met. ``lazy=True`` returns the plan as :class:`PlanCodes` instead
         (turned into rows by :meth:`indices_of` only if it is kept; at 1M
-        customers building the rows costs 40 ms).
+        customers building the rows costs 40 ms). ``start`` (n, slots) codes
+        replace the customers' choices at y as the plan to repair (taken over
+        in place).
         """
         price, mu = self.prices(y)
         cost_price = mu * self.cost
         shift = self.shift(y)
         T, M = self.T, self.M
         cap = np.floor(self.capacity).ravel().astype(np.int64)
-        codes = self.choices(y)
+        codes = self.choices(y) if start is None else start
         usage, spend = self._usage(codes)
         excess = usage - cap
         if (excess > 0).any():
@@ -687,6 +692,45 @@ class DualData:
             return PlanCodes(codes), value - self._penalty_of(seg_usage)
         idx, values = K.codes_to_indices(codes, self.u, T)
         return idx, float(np.sum(values)) - self.penalty_value(idx)
+
+    # ------------------------------------------------------------ master recovery
+    def supports_master(self) -> bool:
+        """Is :meth:`recover_master` used (in-process customers, at least ``MASTER_FROM``, no penalty terms)?"""
+        return bool(MASTER_RECOVERY and self.n >= MASTER_FROM and not self.n_terms)
+
+    def keep_choices(self) -> None:
+        """Remember the customers' choices at the point evaluated last (the ``MASTER_POINTS`` latest are kept)."""
+        at = getattr(self, "_codes_y", None)
+        if at is None:
+            return
+        ring = getattr(self, "_ring", None)
+        if ring is None or ring.shape[1:] != (self.n, self.slots):
+            ring = self._ring = np.empty((MASTER_POINTS, self.n, self.slots), dtype=np.int16)
+            self._ring_y, self._ring_next = [None] * MASTER_POINTS, 0
+        k = self._ring_next % MASTER_POINTS
+        ring[k] = self._codes
+        self._ring_y[k] = at.copy()
+        self._ring_next += 1
+
+    def recover_master(self, y: np.ndarray, base: np.ndarray, rounds: int = FILL_ROUNDS,
+                       lazy: bool = False) -> tuple[np.ndarray | PlanCodes | None, float]:
+        """A plan mixing the customers' recent choices by the restricted master LP (:mod:`solvers.master`).
+
+        ``base`` is a feasible plan's codes (the incumbent); the LP's plan is
+        then repaired and filled like any other (:meth:`recover` with ``start``).
+        """
+        from solvers.master import master_plan
+
+        filled = min(getattr(self, "_ring_next", 0), MASTER_POINTS)
+        if filled == 0:
+            return None, -np.inf
+        alts = self._ring[:filled]
+        if not any(v is not None and np.array_equal(v, y) for v in self._ring_y):
+            alts = np.concatenate([alts, self.choices(y)[None]])
+        codes, self.master_info = master_plan(self, y, base, alts)
+        if codes is None:
+            return None, -np.inf
+        return self.recover(y, rounds=rounds, lazy=lazy, start=codes)
 
     def _fill_free_channels(self, codes, price, cost_price, shift, leftover, budget_left, rounds: int = FREE_ROUNDS):
         """Fill capacity left on channels no fairness row or term counts with any contact worth > 0.
