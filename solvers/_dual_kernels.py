@@ -1357,13 +1357,13 @@ def master_options(base, alts, u, P, seg, counted, T, chunk):
     return pick, gain, red, moves_rows
 
 
-@kernel
+@parallel_kernel
 def master_keys(base, alts, pick, cust):
     """Canonical change of each chosen column: (removed codes, added codes), each sorted, -1 padded: (k, 2 * slots)."""
     slots = base.shape[1]
     k = cust.shape[0]
     keys = np.full((k, 2 * slots), -1, dtype=np.int32)
-    for j in range(k):
+    for j in prange(k):
         i = cust[j]
         b = base[i]
         p = alts[pick[i], i]

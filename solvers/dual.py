@@ -56,7 +56,9 @@ LIGHT_ROUNDS = 2      # add/swap rounds of the recoveries during the iterations 
 #                       Their plans also lift the level's floor; with one round the 1M fairness instances stalled
 RECOVER_NEAR = 10     # recover at every new best price once the dual interval is within this many rel_gaps
 RECOVER_EVERY = 10    # ... and at least every this many iterations before
-MASTER_AGAIN = 0.5    # after a master recovery, the next once the bound has closed this share of the gap left
+MASTER_MIN_POINTS = 4  # recoveries mix the choices of the recent points (solvers.master) once this many are kept ...
+MASTER_EVERY = 5      # ... at least every this many iterations (and once the dual interval is near)
+MASTER_AGAIN = 0.5    # ... and as soon as the bound has closed this share of the gap left at the last one
 DUAL_CLOSED = 0.01    # dual interval, relative to rel_gap, at which the dual counts as solved
 MAX_LEVEL_TRIES = 60  # level lowerings per iteration before giving up
 STALL_ITERATIONS = 60  # stop when neither bound nor plan improved by rel_gap/100 for this many iterations
@@ -121,7 +123,7 @@ class LoopResult:
 
 def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float | None, max_iter: int,
                alpha: float = 0.3, on_row=None, clock_start: float | None = None, tune: str = "final",
-               guess: float | None = None) -> LoopResult:
+               guess: float | None = None, prices_only: bool = False) -> LoopResult:
     """Minimise L over the price box from ``y0``; recover plans on the way (see module docstring).
 
     ``guess`` (relative): min L is expected within ``guess * |L(y0)|`` below L(y0), as the
@@ -136,6 +138,9 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
     (1M customers, hard rows, seed 4: steps from 1e-5 down to 1e-14 over 19 iterations;
     43 -> 35 iterations with the estimate dropped, the other five seeds and the six
     no-fairness solves unchanged).
+
+    ``prices_only`` (the sample stage): stop as soon as the dual interval
+    (best L against the lower bound) is within ``rel_gap``, whatever the plan's gap.
     """
     start = time.perf_counter() if clock_start is None else clock_start
     bundle = LevelBundle(data.dim, alpha=alpha, upper=data.box, lower=data.lower)
@@ -180,11 +185,13 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
         f_low = max(f_low, bundle.model_minimum(), objective)
         dual_gap = (best_f - f_low) / max(abs(best_f), 1e-300)
         near = dual_gap <= RECOVER_NEAR * rel_gap
-        if mastered:    # the master's plan stands until the bound has moved (MASTER_AGAIN)
-            due = best_f <= master_at[0] - MASTER_AGAIN * (master_at[0] - objective) or it - master_at[1] >= RECOVER_EVERY
+        mixing = master and isinstance(plan, PlanCodes) and data.master_points() >= MASTER_MIN_POINTS
+        if mixing:      # master recoveries (solvers.master), also at the same best prices: new points, new choices
+            due = (it - master_at[1] >= MASTER_EVERY or (near and not mastered)
+                   or (mastered and best_f <= master_at[0] - MASTER_AGAIN * (master_at[0] - objective)))
         else:
-            due = recovered_y is None or near or it % RECOVER_EVERY == 0
-        if recovered_y is not best_y and due:
+            due = recovered_y is not best_y and (recovered_y is None or near or it % RECOVER_EVERY == 0)
+        if due:
             at = best_y
             if data.has_budget_price and tune == "near" and near:
                 at, evals = data.tune_budget_price(best_y)
@@ -192,29 +199,23 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
                     bundle.add_cut(yy, ff, gg)
                     if ff < best_f:
                         best_f, best_y = ff, yy
-            if mastered:        # mix the recent choices into the incumbent
-                idx, obj = data.recover_master(at, plan.codes, rounds=LIGHT_ROUNDS, lazy=True)
-                master_at = (best_f, it)
+            if mixing:      # mix the recent choices into the incumbent
+                idx, obj = data.recover_master(at, plan.codes, lazy=True)
+                mastered = True
             else:
                 idx, obj = data.recover(at, rounds=LIGHT_ROUNDS, lazy=True)
+            master_at = (best_f, it)
             recovered_y = best_y
             if obj > objective:
                 plan, objective = idx, obj
                 f_low = max(f_low, objective)
-            if (master and not mastered and near and isinstance(plan, PlanCodes)
-                    and (relative_gap(best_f, objective) or 0.0) > rel_gap):
-                idx, obj = data.recover_master(at, plan.codes, rounds=LIGHT_ROUNDS, lazy=True)
-                mastered, master_at = True, (best_f, it)
-                if obj > objective:
-                    plan, objective = idx, obj
-                    f_low = max(f_low, objective)
         gap = relative_gap(best_f, objective)
         row = {"iteration": it, "bound": best_f, "objective": objective, "gap": gap, "lower": f_low,
                "elapsed": time.perf_counter() - start, "y": y}
         history.append(row)
         if on_row is not None:
             on_row(row)
-        if gap is not None and gap <= rel_gap:
+        if gap is not None and gap <= rel_gap or prices_only and dual_gap <= rel_gap:
             status = Status.OPTIMAL
             break
         if deadline is not None and time.perf_counter() >= deadline:
@@ -397,7 +398,7 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
             # cheap starting prices from a random subset of customers
             sample = data.subsample(sample_size, options.seed)
             first = level_loop(sample, sample.clearing_start() if clearing else y0, max(options.rel_gap, SAMPLE_GAP),
-                               deadline, max_iter, alpha)
+                               deadline, max_iter, alpha, prices_only=True)
             y0, sample_iterations = first.best_y, first.iterations
             guess = GUESS_FACTOR * (first.best_f - first.lower) / max(abs(first.best_f), 1e-300)
         elif clearing:
