@@ -33,7 +33,7 @@ ROW_SCALE = 2.0       # a fairness row price spans [0, ROW_SCALE * max utility /
 FILL_ROUNDS = 6       # add/swap rounds of the final recovery
 FREE_ROUNDS = 2       # rounds of filling channels no fairness row or term counts (DualData._fill_free_channels)
 MASTER_RECOVERY = True  # near the optimum, recover through the restricted master LP (solvers.master)
-MASTER_FROM = 100_000   # customers from which it is used (in-process data, no fairness penalty)
+MASTER_FROM = 100_000   # customers from which it is used (in-process data)
 MASTER_POINTS = 8       # recent evaluation points whose choices it mixes
 
 
@@ -691,8 +691,8 @@ class DualData:
 
     # ------------------------------------------------------------ master recovery
     def supports_master(self) -> bool:
-        """Is :meth:`recover_master` used (in-process customers, at least ``MASTER_FROM``, no penalty terms)?"""
-        return bool(MASTER_RECOVERY and self.n >= MASTER_FROM and not self.n_terms)
+        """Is :meth:`recover_master` used (in-process customers, at least ``MASTER_FROM`` of them)?"""
+        return bool(MASTER_RECOVERY and self.n >= MASTER_FROM)
 
     def master_points(self) -> int:
         """How many points' choices :meth:`keep_choices` holds."""

@@ -42,36 +42,64 @@ BUCKETS = 1          # buckets per group in the first LP (1M, hard rows: 1, 2, 8
 PIECES = 8           # pieces a bucket is split into
 MAX_SPLITS = 40      # refinement rounds before taking the LP as it is
 PENALTY = 10.0       # elastic slack cost per unit of a coupling row, times the largest gain per column
+TANGENTS = 14        # a fairness penalty term is cut by tangents at 0, +-1, +-2, ..., +-2^13 contacts from the base
 
 
 class _BucketLP:
-    """max gain.x s.t. D.T x <= rhs, 0 <= x <= upper, columns added and retired between warm-started solves.
+    """max gain.x - sum_p t_p s.t. D.T x <= rhs (elastic), the penalty rows, 0 <= x <= upper.
 
-    Rows are scaled to coefficients of about 1; each has an elastic slack
-    priced far above any column (the base plan is feasible, so they only
-    absorb rounding noise). Retired columns keep their place with both
-    bounds at 0, so HiGHS restarts from its last basis.
+    Columns are added and retired between warm-started solves. Rows are
+    scaled to coefficients of about 1; each coupling row has an elastic
+    slack priced far above any column (the base plan is feasible, so they
+    only absorb rounding noise). Retired columns keep their place with both
+    bounds at 0, so HiGHS restarts from its last basis. ``terms`` (a
+    fairness penalty gamma * sum_p w_p z_p^2, z = z0 + E x) adds per term a
+    free column e_p = z_p (in units of the row), a cost column t_p >= 0 and
+    the tangent rows t_p >= gamma w_p (2 d e_p - d^2) at the points ``d``.
     """
 
-    def __init__(self, D: np.ndarray, rhs: np.ndarray, penalty: float) -> None:
+    def __init__(self, D: np.ndarray, rhs: np.ndarray, penalty: float, terms=None) -> None:
         import highspy
 
         from solvers.highs_direct import quiet_banner
 
-        self.inf = highspy.kHighsInf
-        nr = D.shape[1]
-        unit = np.maximum(np.abs(D).max(axis=0), 1e-12)
+        self.inf = inf = highspy.kHighsInf
+        nc = rhs.size                                   # coupling rows (<=); then one equality row per term
+        unit = np.maximum(np.abs(D).max(axis=0), 1e-300)
         self.Dn = D / unit
         self.unit = unit
         quiet_banner()
         h = self.h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("presolve", "off")      # presolve took 5 of 5.4 s on a 43k-column master
-        h.addRows(nr, np.full(nr, -self.inf), rhs / unit, 0, np.zeros(0, np.int32), np.zeros(0, np.int32),
-                  np.zeros(0))
-        h.addCols(nr, np.full(nr, penalty), np.zeros(nr), np.full(nr, self.inf), nr,
-                  np.arange(nr, dtype=np.int32), np.arange(nr, dtype=np.int32), -np.ones(nr))
-        self.n_cols = nr
+        none_i, none_v = np.zeros(0, np.int32), np.zeros(0)
+        lower = np.full(nc, -inf)
+        upper = rhs / unit[:nc]
+        if terms is not None:
+            z0 = terms["z0"]
+            lower = np.concatenate([lower, z0 / unit[nc:]])
+            upper = np.concatenate([upper, z0 / unit[nc:]])
+        h.addRows(lower.size, lower, upper, 0, none_i, none_i, none_v)
+        h.addCols(nc, np.full(nc, penalty), np.zeros(nc), np.full(nc, inf), nc,
+                  np.arange(nc, dtype=np.int32), np.arange(nc, dtype=np.int32), -np.ones(nc))
+        self.n_cols = nc
+        if terms is not None:
+            P = terms["z0"].size
+            # e_p (free, in units of its row) with +1 on row nc + p, then t_p >= 0 at cost 1
+            h.addCols(P, np.zeros(P), np.full(P, -inf), np.full(P, inf), P, np.arange(P, dtype=np.int32),
+                      (nc + np.arange(P)).astype(np.int32), np.ones(P))
+            h.addCols(P, np.ones(P), np.zeros(P), np.full(P, inf), 0, np.zeros(P, np.int32), none_i, none_v)
+            self.n_cols += 2 * P
+            gw = terms["gamma"] * terms["weight"]
+            for p in range(P):
+                d = terms["points"][p]
+                slope = 2.0 * gw[p] * d * unit[nc + p]
+                scale = np.maximum(np.abs(slope), 1.0)
+                k = d.size
+                e_col, t_col = nc + p, nc + P + p          # column indices
+                h.addRows(k, np.full(k, -inf), gw[p] * d * d / scale, 2 * k, np.arange(0, 2 * k, 2, dtype=np.int32),
+                          np.column_stack([np.full(k, e_col), np.full(k, t_col)]).ravel().astype(np.int32),
+                          np.column_stack([slope / scale, -1.0 / scale]).ravel())
 
     def add(self, groups: np.ndarray, gain: np.ndarray, upper: np.ndarray) -> np.ndarray:
         """Columns for buckets of these groups; returns their LP indices."""
@@ -96,7 +124,7 @@ class _BucketLP:
         if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
         sol = self.h.getSolution()
-        return np.asarray(sol.col_value), -np.asarray(sol.row_dual) / self.unit
+        return np.asarray(sol.col_value), -np.asarray(sol.row_dual)[:self.unit.size] / self.unit
 
 
 def _group_ids(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -134,6 +162,8 @@ def master_plan(data, y: np.ndarray, base: np.ndarray, alts: np.ndarray) -> tupl
     P, _ = K.price_table(data.cell_ok, price, mu * data.cost, data.shift(y), data.neg_ok)
     f = data.fair
     counted = f.row_channels.any(axis=0) if data.n_rows else np.zeros(M, dtype=bool)
+    if data.n_terms:
+        counted = counted | f.pen_channels[:data.n_terms].any(axis=0)
     pick, gain, _, moves = K.master_options(base, alts, data.u, P, data.seg, counted, T, 1024)
     cust = np.flatnonzero(pick >= 0)
     info = {"columns": int(cust.size)}
@@ -163,15 +193,28 @@ def master_plan(data, y: np.ndarray, base: np.ndarray, alts: np.ndarray) -> tupl
         from solvers.fairness_repair import _plan_rows
 
         rhs.append(data.row_rhs - _plan_rows(data, base))
-    D = np.concatenate(parts, axis=1)
     rhs = np.concatenate(rhs)
+    terms = None
+    if data.n_terms:        # the penalty: z_p = bx_p - const_p moves by E x
+        P = data.n_terms
+        gseg = np.maximum(segkey[first], 0)
+        parts.append(-(f.pen_coef[:P, gseg].T * (dchan @ f.pen_channels[:P].T.astype(np.float64))))
+        seg_usage = K.codes_value(base, data.u[:0], data.seg, data.n_segments, T)[1].astype(np.float64)
+        z0 = np.einsum("ps,sp->p", f.pen_coef[:P], seg_usage @ f.pen_channels[:P].T.astype(np.float64)) \
+            - data.pen_const
+        step = np.abs(f.pen_coef[:P]).max(axis=1)                  # z moved by one contact
+        offsets = np.concatenate([[0.0], 2.0 ** np.arange(TANGENTS)])
+        offsets = np.concatenate([-offsets[:0:-1], offsets])
+        terms = dict(z0=z0, gamma=data.gamma, weight=data.term_weight,
+                     points=[z0[p] + step[p] * offsets for p in range(P)])
+    D = np.concatenate(parts, axis=1)
     # ranks: by group, then gain (best first), then customer
     gain_c = gain[cust]
     order = np.lexsort((cust, -gain_c, group))
     ranked_gain = gain_c[order]
     csum = np.concatenate([[0.0], np.cumsum(ranked_gain)])
     starts = np.searchsorted(group[order], np.arange(G + 1))
-    lp = _BucketLP(D, rhs, PENALTY * max(float(np.abs(gain_c).max()), 1.0))
+    lp = _BucketLP(D, rhs, PENALTY * max(float(np.abs(gain_c).max()), 1.0), terms)
 
     def columns(lo, hi, owner):
         width = (hi - lo).astype(np.float64)
@@ -201,11 +244,13 @@ def master_plan(data, y: np.ndarray, base: np.ndarray, alts: np.ndarray) -> tupl
         lo, hi, owner = (np.concatenate([lo[keep], a]), np.concatenate([hi[keep], b]),
                          np.concatenate([owner[keep], owner_new]))
     lp_gain = float(x @ ((csum[hi] - csum[lo]) / (hi - lo)))
+    lp_value = -float(lp.h.getInfo().objective_function_value)      # gain minus the penalty's tangent cost
     whole = np.flatnonzero(x >= 0.5 * (hi - lo))          # rounded: fractional buckets are single columns
     sizes = hi[whole] - lo[whole]
     taken = np.repeat(lo[whole] - np.cumsum(sizes) + sizes, sizes) + np.arange(sizes.sum())
     chosen = cust[order[taken]]
     codes = base.copy()
     codes[chosen] = alts[pick[chosen], chosen]
-    info.update(groups=G, buckets=int(lo.size), rounds=rounds, switched=int(chosen.size), lp_gain=lp_gain)
+    info.update(groups=G, buckets=int(lo.size), rounds=rounds, switched=int(chosen.size), lp_gain=lp_gain,
+                lp_value=lp_value)
     return codes, info
