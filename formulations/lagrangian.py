@@ -101,6 +101,27 @@ are then filled greedily with the best remaining feasible contacts in order
 of reduced utility. ``plan.objective`` is the value of that feasible plan and
 ``plan.gap = (bound - objective) / |bound|`` is a certified optimality gap.
 
+The Lagrangian dual equals the LP over convex combinations of each
+customer's patterns (the Dantzig-Wolfe master), so near the optimum a good
+plan mixes the customers' choices at nearby prices. From 100,000 customers
+(in-process) the recoveries after the first are *master recoveries*
+(:mod:`solvers.master`): starting from the incumbent plan :math:`x^0`, every
+customer whose choice at one of the last eight evaluation points differs
+from :math:`x^0_i` is offered that choice (the one of largest reduced gain),
+and the LP
+
+.. math::
+
+   \max_{0 \le z \le 1} \sum_c g_c z_c - \gamma \sum_p w_p z_p^2
+   \quad \text{s.t.} \quad \sum_c D_c z_c \le s
+
+(:math:`g_c` the change in utility, :math:`D_c` the change in cell usage,
+spend and segment rows, :math:`s` the slack :math:`x^0` leaves; the penalty
+term cut by tangents) picks the switches. Columns with the same change
+share a group whose members enter the LP as buckets of consecutive gain
+ranks, split until the LP is exact over the offered columns; the few
+fractional columns are rounded and the plan repaired as above.
+
 This module holds the NumPy reference (twin) of the numba kernels in
 :mod:`solvers._dual_kernels`; it is used by the tests on small inputs.
 """
