@@ -186,3 +186,22 @@ def test_penalty_master_matches_the_exact_qp_over_its_columns():
     # the tangents under-estimate gamma w z^2 (by gamma w spacing^2 / 4 between two of them): the LP is a little
     # optimistic; here 27.33992 against 27.33933 (a plan worth about 57,000)
     assert objective.value - 1e-6 <= lp <= objective.value + 1e-3
+
+
+def test_fix_rows_repairs_the_rounding_with_the_cheapest_sufficient_move():
+    """Two coupling rows (a cell of capacity 1 and a budget): rounding took two columns of group 0."""
+    from solvers.master import _fix_rows
+
+    D = np.array([[1.0, 2.0],          # group 0: one contact in the cell, spend 2
+                  [0.0, -1.0],         # group 1: spend -1 (a cheaper channel)
+                  [1.0, 0.5]])         # group 2: one contact in the cell, spend 0.5
+    rhs = np.array([1.0, 3.0])
+    starts = np.array([0, 3, 5, 6])    # group 0: ranks 0-2, group 1: 3-4, group 2: 5
+    ranked_gain = np.array([5.0, 4.0, 1.0, 0.3, 0.2, 4.5])
+    count, moves = _fix_rows(np.array([2, 0, 0]), starts, ranked_gain, D, rhs)
+    # the cell is over by one: give back group 0's second column (-4.0); taking group 1 would not help it
+    assert count.tolist() == [1, 0, 0] and moves == 1
+    assert (count @ D <= rhs + 1e-12).all()
+    # nothing to repair: nothing moves
+    count, moves = _fix_rows(np.array([1, 1, 0]), starts, ranked_gain, D, rhs)
+    assert count.tolist() == [1, 1, 0] and moves == 0
