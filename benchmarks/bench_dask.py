@@ -34,7 +34,7 @@ def main() -> None:
     problem = generate_problem(args.customers, seed=1).problem
     gen = time.perf_counter() - t0
     t0 = time.perf_counter()
-    local = solve(problem, method="dual")
+    local = solve(problem, method="dual", master=False)     # the shards recover without the master LP
     local_time = time.perf_counter() - t0
     print("in-process", local.status, local.iterations, local_time, flush=True)
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,

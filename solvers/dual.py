@@ -8,7 +8,9 @@ recovery) is in :mod:`formulations.lagrangian`; the kernels are in
    over the customers),
 2. update the cutting-plane model; its minimum (HiGHS LP) and the best
    feasible plan bound min L from below,
-3. recover a feasible plan from the best prices when the interval is small,
+3. recover a feasible plan from the best prices when the interval is small
+   (from ``MASTER_FROM`` customers, in-process, by the restricted master LP
+   of :mod:`solvers.master` once a few points' choices are kept),
 4. stop when ``(bound - objective) / |bound| <= rel_gap`` (status
    ``optimal``), at the time limit (``time_limit``), at the iteration cap
    (``iteration_limit``), or when the dual is solved but the plan cannot
@@ -123,7 +125,7 @@ class LoopResult:
 
 def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float | None, max_iter: int,
                alpha: float = 0.3, on_row=None, clock_start: float | None = None, tune: str = "final",
-               guess: float | None = None, prices_only: bool = False) -> LoopResult:
+               guess: float | None = None, prices_only: bool = False, master: bool = True) -> LoopResult:
     """Minimise L over the price box from ``y0``; recover plans on the way (see module docstring).
 
     ``guess`` (relative): min L is expected within ``guess * |L(y0)|`` below L(y0), as the
@@ -141,6 +143,7 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
 
     ``prices_only`` (the sample stage): stop as soon as the dual interval
     (best L against the lower bound) is within ``rel_gap``, whatever the plan's gap.
+    ``master=False`` keeps to the light recoveries (no :mod:`solvers.master`).
     """
     start = time.perf_counter() if clock_start is None else clock_start
     bundle = LevelBundle(data.dim, alpha=alpha, upper=data.box, lower=data.lower)
@@ -157,7 +160,7 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
     h_cuts: list = []
     it = 0
     settle = getattr(data, "settles_rows", lambda: False)()
-    master = getattr(data, "supports_master", lambda: False)()
+    master = master and getattr(data, "supports_master", lambda: False)()
     mastered, master_at = False, (math.inf, 0)
     for it in range(1, max_iter + 1):
         if settle:      # the row prices that minimise L for the other prices (DualData.settled)
@@ -405,7 +408,8 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
             y0 = data.clearing_start()
         result = level_loop(data, y0, options.rel_gap, deadline, max_iter, alpha, on_row, start,
                             tune=str(options.extra.get("tune_budget", "final")),
-                            guess=guess if options.extra.get("sample_guess", not data.n_terms) else None)
+                            guess=guess if options.extra.get("sample_guess", not data.n_terms) else None,
+                            master=bool(options.extra.get("master", True)))
     finally:
         if display:
             display(None)

@@ -19,10 +19,12 @@ columns, sorted by gain, enter the LP as buckets of consecutive ranks, and a
 bucket is split while the LP takes it in part, takes it whole though its
 last column loses at the LP's prices, or leaves it though its first column
 gains — so the final LP is the exact one over the offered columns, solved
-with a few thousand columns instead of 10^5. At most one bucket per
-coupling row ends fractional; those of one column are rounded to the
-nearest, and the caller's repair (:meth:`solvers.dual_data.DualData.recover`
-from these codes) fixes what rounding breaks.
+with a few thousand columns instead of 10^5. About one bucket per coupling
+row ends fractional; each group's count of taken columns is rounded, single
+take/give-back moves repair the rows rounding broke (:func:`_fix_rows`), and
+the caller's repair (:meth:`solvers.dual_data.DualData.recover` from these
+codes) fixes anything left. A fairness penalty enters through tangent cuts of
+gamma * w * z^2 (:class:`_BucketLP`).
 
 Measured on the 1M-customer ``weekly`` instance, seed 3, every segment's
 call rate >= 0.8 x the overall one, at the recovery points of a solve: at
@@ -38,7 +40,7 @@ import numpy as np
 
 from solvers import _dual_kernels as K
 
-BUCKETS = 1          # buckets per group in the first LP (1M, hard rows: 1, 2, 8, 32 -> 0.29, 0.44, 0.60, 1.08 s)
+BUCKETS = 1          # buckets per group in the first LP (1M, hard rows: 1, 2, 8 -> 0.29, 0.37, 0.60 s)
 PIECES = 8           # pieces a bucket is split into
 MAX_SPLITS = 40      # refinement rounds before taking the LP as it is
 PENALTY = 10.0       # elastic slack cost per unit of a coupling row, times the largest gain per column

@@ -205,3 +205,11 @@ def test_fix_rows_repairs_the_rounding_with_the_cheapest_sufficient_move():
     # nothing to repair: nothing moves
     count, moves = _fix_rows(np.array([1, 1, 0]), starts, ranked_gain, D, rhs)
     assert count.tolist() == [1, 1, 0] and moves == 0
+
+
+def test_master_false_keeps_to_the_light_recovery(monkeypatch):
+    monkeypatch.setattr(DD, "MASTER_FROM", 0)
+    calls = []
+    monkeypatch.setattr(DD.DualData, "recover_master", lambda self, *a, **k: calls.append(1))
+    plan = solve(_problem(20_000, 5, False), method="dual", rel_gap=1e-4, master=False)
+    assert not calls and plan.gap <= 1e-4
