@@ -205,8 +205,8 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
             if mixing:      # mix the recent choices into the incumbent
                 idx, obj = data.recover_master(at, plan.codes, lazy=True)
                 mastered = True
-            else:
-                idx, obj = data.recover(at, rounds=LIGHT_ROUNDS, lazy=True)
+            else:       # with master recoveries to come, the first plan is a base: no rows' give-back
+                idx, obj = data.recover(at, rounds=LIGHT_ROUNDS, lazy=True, **({"give_back": False} if master else {}))
             master_at = (best_f, it)
             recovered_y = best_y
             if obj > objective:
