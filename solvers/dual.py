@@ -68,7 +68,8 @@ PARALLEL_FROM = 4_096  # customers from which the kernels run on several threads
 SAMPLE_FROM = 200_000  # customers from which starting prices come from a sample
 SAMPLE_MIN = 20_000    # customers in that sample (at least) ...
 SAMPLE_SHARE = 50      # ... or 1/50 of the customers
-SAMPLE_GAP = 1e-3      # gap at which the sample stage stops
+SAMPLE_GAP = 5e-4      # dual interval at which the sample stage stops (1M, six seeds, 1e-3 -> 5e-4: no fairness
+#                        9.8 -> 7.9 s in all, penalty 10.3 -> 9.3, hard rows 15.0 -> 13.4; 2.5e-4: 7.4 and 14.5)
 GUESS_FACTOR = 2.0     # the full stage expects min L within this many times the sample's dual interval
 SMOOTH_CUTS = 3       # h-cuts combined with q's tangent at each projected point (fairness penalty; 0 = off)
 SMOOTH_ROUNDS = 3     # ... re-projections per level
