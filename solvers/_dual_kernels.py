@@ -1287,16 +1287,15 @@ def master_options(base, alts, u, P, seg, counted, T, chunk):
     customers' choices at A price points, ``P`` the total price table of
     :func:`price_table`. A pattern counts as different when its set of
     codes differs from the base's. Returns (alternative index per customer
-    or -1 when every alternative equals the base, its gain in utility, its
-    gain in reduced utility, whether it changes the count on a ``counted``
-    channel) — the columns of :mod:`solvers.master`.
+    or -1 when every alternative equals the base, its gain in utility,
+    whether it changes the count on a ``counted`` channel) — the columns of
+    :mod:`solvers.master`.
     """
     A, n, slots = alts.shape
     M = u.shape[1]
     scalar_seg = seg.shape[0] == 1
     pick = np.full(n, -1, dtype=np.int64)
     gain = np.zeros(n)
-    red = np.zeros(n)
     moves_rows = np.zeros(n, dtype=np.bool_)
     n_chunks = (n + chunk - 1) // chunk
     for c in prange(n_chunks):
@@ -1342,7 +1341,6 @@ def master_options(base, alts, u, P, seg, counted, T, chunk):
                     gain[i] = val - b_val
             if pick[i] < 0:
                 continue
-            red[i] = best
             for m in range(M):
                 per_channel[m] = 0
             p = alts[pick[i], i]
@@ -1354,7 +1352,7 @@ def master_options(base, alts, u, P, seg, counted, T, chunk):
             for m in range(M):
                 if counted[m] and per_channel[m] != 0:
                     moves_rows[i] = True
-    return pick, gain, red, moves_rows
+    return pick, gain, moves_rows
 
 
 @parallel_kernel

@@ -65,7 +65,7 @@ class _BucketLP:
 
         from solvers.highs_direct import quiet_banner
 
-        self.inf = inf = highspy.kHighsInf
+        inf = highspy.kHighsInf
         nc = rhs.size                                   # coupling rows (<=); then one equality row per term
         unit = np.maximum(np.abs(D).max(axis=0), 1e-300)
         self.Dn = D / unit
@@ -202,8 +202,8 @@ def master_plan(data, y: np.ndarray, base: np.ndarray, alts: np.ndarray) -> tupl
     """Codes of the master LP's plan (see the module docstring), or None when no customer has an alternative.
 
     ``base`` (n, slots) is a feasible plan's codes, ``alts`` (A, n, slots) the
-    customers' choices at A price points. The result may break a coupling
-    row by the rounding of at most one column per row; repair it with
+    customers' choices at A price points. A row that rounding broke and no
+    single move of :func:`_fix_rows` repairs stays broken: finish with
     :meth:`solvers.dual_data.DualData.recover` (``start=``).
     """
     M, T = data.M, data.T
@@ -213,14 +213,14 @@ def master_plan(data, y: np.ndarray, base: np.ndarray, alts: np.ndarray) -> tupl
     counted = f.row_channels.any(axis=0) if data.n_rows else np.zeros(M, dtype=bool)
     if data.n_terms:
         counted = counted | f.pen_channels[:data.n_terms].any(axis=0)
-    pick, gain, _, moves = K.master_options(base, alts, data.u, P, data.seg, counted, T, 1024)
+    pick, gain, moves_rows = K.master_options(base, alts, data.u, P, data.seg, counted, T, 1024)
     cust = np.flatnonzero(pick >= 0)
     info = {"columns": int(cust.size)}
     if cust.size == 0:
         return None, info
     keys = K.master_keys(base, alts, pick, cust)
     seg = data.seg[cust] if data.seg.shape[0] > 1 else np.zeros(cust.size, dtype=np.int64)
-    segkey = np.where(moves[cust], seg, -1)
+    segkey = np.where(moves_rows[cust], seg, -1)
     first, group = _group_ids(np.column_stack([keys, segkey]))
     G, slots = first.size, base.shape[1]
     # each group's change of cells, spend and rows
@@ -245,17 +245,17 @@ def master_plan(data, y: np.ndarray, base: np.ndarray, alts: np.ndarray) -> tupl
     rhs = np.concatenate(rhs)
     terms = None
     if data.n_terms:        # the penalty: z_p = bx_p - const_p moves by E x
-        P = data.n_terms
+        n_terms = data.n_terms
         gseg = np.maximum(segkey[first], 0)
-        parts.append(-(f.pen_coef[:P, gseg].T * (dchan @ f.pen_channels[:P].T.astype(np.float64))))
+        term_channels = f.pen_channels[:n_terms].T.astype(np.float64)
+        parts.append(-(f.pen_coef[:n_terms, gseg].T * (dchan @ term_channels)))
         seg_usage = K.codes_value(base, data.u[:0], data.seg, data.n_segments, T)[1].astype(np.float64)
-        z0 = np.einsum("ps,sp->p", f.pen_coef[:P], seg_usage @ f.pen_channels[:P].T.astype(np.float64)) \
-            - data.pen_const
-        step = np.abs(f.pen_coef[:P]).max(axis=1)                  # z moved by one contact
+        z0 = np.einsum("ps,sp->p", f.pen_coef[:n_terms], seg_usage @ term_channels) - data.pen_const
+        step = np.abs(f.pen_coef[:n_terms]).max(axis=1)            # z moved by one contact
         offsets = np.concatenate([[0.0], 2.0 ** np.arange(TANGENTS)])
         offsets = np.concatenate([-offsets[:0:-1], offsets])
         terms = dict(z0=z0, gamma=data.gamma, weight=data.term_weight,
-                     points=[z0[p] + step[p] * offsets for p in range(P)])
+                     points=[z0[p] + step[p] * offsets for p in range(n_terms)])
     D = np.concatenate(parts, axis=1)
     # ranks: by group, then gain (best first), then customer
     gain_c = gain[cust]
@@ -301,6 +301,6 @@ def master_plan(data, y: np.ndarray, base: np.ndarray, alts: np.ndarray) -> tupl
     chosen = cust[order[taken]]
     codes = base.copy()
     codes[chosen] = alts[pick[chosen], chosen]
-    info.update(groups=G, buckets=int(lo.size), rounds=rounds, switched=int(chosen.size), lp_gain=lp_gain, row_moves=moves,
-                lp_value=lp_value)
+    info.update(groups=G, buckets=int(lo.size), rounds=rounds, switched=int(chosen.size), lp_gain=lp_gain,
+                lp_value=lp_value, row_moves=moves)
     return codes, info
