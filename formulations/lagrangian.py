@@ -103,7 +103,7 @@ of reduced utility. ``plan.objective`` is the value of that feasible plan and
 
 The Lagrangian dual equals the LP over convex combinations of each
 customer's patterns (the Dantzig-Wolfe master), so near the optimum a good
-plan mixes the customers' choices at nearby prices. From 100,000 customers
+plan mixes the customers' choices at nearby prices. From 200,000 customers
 (in-process) the recoveries after the first are *master recoveries*
 (:mod:`solvers.master`): starting from the incumbent plan :math:`x^0`, every
 customer whose choice at one of the last eight evaluation points differs
