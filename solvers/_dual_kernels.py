@@ -1279,6 +1279,23 @@ def _in_pattern(code, pattern):
     return False
 
 
+@kernel(inline="always")
+def _pattern_value(u_i, P_i, pattern, T):
+    """(utility, reduced utility, contacts) of a pattern of codes for one customer (``P_i`` its price table)."""
+    val = 0.0
+    red = 0.0
+    count = 0
+    for q in range(pattern.shape[0]):
+        code = pattern[q]
+        if code >= 0:
+            m = code // T
+            x = np.float64(u_i[m, code - m * T])
+            val += x
+            red += x - P_i[m, code - m * T]
+            count += 1
+    return val, red, count
+
+
 @parallel_kernel
 def master_options(base, alts, u, P, seg, counted, T, chunk):
     """Per customer, the alternative pattern (a row of ``alts[a]``) worth most in reduced terms against ``base``.
@@ -1303,17 +1320,7 @@ def master_options(base, alts, u, P, seg, counted, T, chunk):
         for i in range(c * chunk, min(n, (c + 1) * chunk)):
             s_i = seg[0] if scalar_seg else seg[i]
             b = base[i]
-            b_val = 0.0
-            b_red = 0.0
-            b_n = 0
-            for q in range(slots):
-                code = b[q]
-                if code >= 0:
-                    m = code // T
-                    x = np.float64(u[i, m, code - m * T])
-                    b_val += x
-                    b_red += x - P[s_i, m, code - m * T]
-                    b_n += 1
+            b_val, b_red, b_n = _pattern_value(u[i], P[s_i], b, T)
             best = -np.inf
             for a in range(A):
                 p = alts[a, i]
@@ -1326,15 +1333,7 @@ def master_options(base, alts, u, P, seg, counted, T, chunk):
                             same = False
                 if same and p_n == b_n:
                     continue
-                val = 0.0
-                r = 0.0
-                for q in range(slots):
-                    code = p[q]
-                    if code >= 0:
-                        m = code // T
-                        x = np.float64(u[i, m, code - m * T])
-                        val += x
-                        r += x - P[s_i, m, code - m * T]
+                val, r, _ = _pattern_value(u[i], P[s_i], p, T)
                 if r - b_red > best:
                     best = r - b_red
                     pick[i] = a

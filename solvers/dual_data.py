@@ -57,7 +57,7 @@ def _settle_lp(A, rhs, lam_max, base, bps, wts, sgs, S, exact, lo, hi):
     """
     import highspy
 
-    from solvers.highs_direct import quiet_banner
+    from solvers.highs_direct import quiet_highs
 
     R = A.shape[0]
     if exact:
@@ -88,10 +88,7 @@ def _settle_lp(A, rhs, lam_max, base, bps, wts, sgs, S, exact, lo, hi):
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = start, index, value
     lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = nz + R, R
-    quiet_banner()
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("presolve", "off")
+    h = quiet_highs()
     h.passModel(lp)
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -693,6 +690,14 @@ class DualData:
         idx, values = K.codes_to_indices(codes, self.u, T)
         return idx, float(np.sum(values)) - self.penalty_value(idx)
 
+    def counted_channels(self) -> np.ndarray:
+        """(M,) bool: the channels some fairness row or penalty term counts."""
+        f = self.fair
+        counted = f.row_channels.any(axis=0) if self.n_rows else np.zeros(self.M, dtype=bool)
+        if self.n_terms:
+            counted = counted | f.pen_channels[:self.n_terms].any(axis=0)
+        return counted
+
     # ------------------------------------------------------------ master recovery
     def supports_master(self) -> bool:
         """Is :meth:`recover_master` used (in-process customers, at least ``MASTER_FROM`` of them)?"""
@@ -754,10 +759,7 @@ class DualData:
         little too high stayed part empty (1M customers, hard rows, seed 3:
         about 250 of a 380 loss at near-optimal prices).
         """
-        f = self.fair
-        counted = f.row_channels.any(axis=0) if self.n_rows else np.zeros(self.M, dtype=bool)
-        if self.n_terms:
-            counted = counted | f.pen_channels[:self.n_terms].any(axis=0)
+        counted = self.counted_channels()
         if counted.all():
             return budget_left
         target = np.where(counted[None, :], np.inf, shift)

@@ -91,6 +91,17 @@ def quiet_banner() -> None:
         _BANNER_SHOWN = True
 
 
+def quiet_highs():
+    """A silent ``Highs`` without presolve, for the small LPs the dual method solves many times."""
+    import highspy
+
+    quiet_banner()
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("presolve", "off")
+    return h
+
+
 def new_highs(options: SolveOptions):
     """A ``Highs`` instance with the shared options applied."""
     import highspy

@@ -63,17 +63,14 @@ class _BucketLP:
     def __init__(self, D: np.ndarray, rhs: np.ndarray, penalty: float, terms=None) -> None:
         import highspy
 
-        from solvers.highs_direct import quiet_banner
+        from solvers.highs_direct import quiet_highs
 
         inf = highspy.kHighsInf
         nc = rhs.size                                   # coupling rows (<=); then one equality row per term
         unit = np.maximum(np.abs(D).max(axis=0), 1e-300)
         self.Dn = D / unit
         self.unit = unit
-        quiet_banner()
-        h = self.h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("presolve", "off")      # presolve took 5 of 5.4 s on a 43k-column master
+        h = self.h = quiet_highs()      # no presolve: it took 5 of 5.4 s on a 43k-column master
         none_i, none_v = np.zeros(0, np.int32), np.zeros(0)
         lower = np.full(nc, -inf)
         upper = rhs / unit[:nc]
@@ -210,9 +207,7 @@ def master_plan(data, y: np.ndarray, base: np.ndarray, alts: np.ndarray) -> tupl
     price, mu = data.prices(y)
     P, _ = K.price_table(data.cell_ok, price, mu * data.cost, data.shift(y), data.neg_ok)
     f = data.fair
-    counted = f.row_channels.any(axis=0) if data.n_rows else np.zeros(M, dtype=bool)
-    if data.n_terms:
-        counted = counted | f.pen_channels[:data.n_terms].any(axis=0)
+    counted = data.counted_channels()
     pick, gain, moves_rows = K.master_options(base, alts, data.u, P, data.seg, counted, T, 1024)
     cust = np.flatnonzero(pick >= 0)
     info = {"columns": int(cust.size)}
@@ -231,6 +226,8 @@ def master_plan(data, y: np.ndarray, base: np.ndarray, alts: np.ndarray) -> tupl
         np.add.at(dcell, (np.flatnonzero(on), code[on]), -1.0 if q < slots else 1.0)
     dchan = dcell.reshape(G, M, T).sum(axis=2)
     usage, spend = data._usage(base)
+    if f is not None:
+        seg_usage = K.codes_value(base, data.u[:0], data.seg, data.n_segments, T)[1].astype(np.float64)
     parts = [dcell]
     rhs = [np.floor(data.capacity).ravel() - usage]
     if data.budget is not None:
@@ -239,9 +236,9 @@ def master_plan(data, y: np.ndarray, base: np.ndarray, alts: np.ndarray) -> tupl
     if data.n_rows:
         gseg = np.maximum(segkey[first], 0)
         parts.append(f.row_coef[:, gseg].T * (dchan @ f.row_channels.T.astype(np.float64)))
-        from solvers.fairness_repair import _plan_rows
+        from solvers.fairness_repair import _rows_of_usage
 
-        rhs.append(data.row_rhs - _plan_rows(data, base))
+        rhs.append(data.row_rhs - _rows_of_usage(data, seg_usage))
     rhs = np.concatenate(rhs)
     terms = None
     if data.n_terms:        # the penalty: z_p = bx_p - const_p moves by E x
@@ -249,7 +246,6 @@ def master_plan(data, y: np.ndarray, base: np.ndarray, alts: np.ndarray) -> tupl
         gseg = np.maximum(segkey[first], 0)
         term_channels = f.pen_channels[:n_terms].T.astype(np.float64)
         parts.append(-(f.pen_coef[:n_terms, gseg].T * (dchan @ term_channels)))
-        seg_usage = K.codes_value(base, data.u[:0], data.seg, data.n_segments, T)[1].astype(np.float64)
         z0 = np.einsum("ps,sp->p", f.pen_coef[:n_terms], seg_usage @ term_channels) - data.pen_const
         step = np.abs(f.pen_coef[:n_terms]).max(axis=1)            # z moved by one contact
         offsets = np.concatenate([[0.0], 2.0 ** np.arange(TANGENTS)])
