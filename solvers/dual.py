@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from formulations.assignment import PlanningProblem
+from formulations.errors import InputError
 from solvers.base import SolveOptions, SolveResult, Status, Stopwatch, empty_indices, relative_gap
 from solvers.bundle import LevelBundle
 from solvers.dual_data import DualData, PlanCodes
@@ -390,6 +391,9 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
         if options.progress:
             options.progress(row)
 
+    master = options.extra.get("master", True)
+    if not isinstance(master, (bool, np.bool_)):
+        raise InputError("master", f"expected True or False, got {master!r}")
     y0 = data.coords(options.warm_start)
     clearing = options.warm_start is None and data.dim > 0 and options.extra.get("clearing_start", True)
     sample_iterations = 0
@@ -410,7 +414,7 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
         result = level_loop(data, y0, options.rel_gap, deadline, max_iter, alpha, on_row, start,
                             tune=str(options.extra.get("tune_budget", "final")),
                             guess=guess if options.extra.get("sample_guess", not data.n_terms) else None,
-                            master=bool(options.extra.get("master", True)))
+                            master=bool(master))
     finally:
         if display:
             display(None)

@@ -213,3 +213,10 @@ def test_master_false_keeps_to_the_light_recovery(monkeypatch):
     monkeypatch.setattr(DD.DualData, "recover_master", lambda self, *a, **k: calls.append(1))
     plan = solve(_problem(20_000, 5, False), method="dual", rel_gap=1e-4, master=False)
     assert not calls and plan.gap <= 1e-4
+
+
+def test_master_option_must_be_a_bool():
+    from formulations.errors import InputError
+
+    with pytest.raises(InputError, match="^master: expected True or False, got 'no'$"):
+        solve(generate_problem(300, seed=1).problem, method="dual", master="no")
