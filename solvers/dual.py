@@ -207,8 +207,11 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
             if mixing:      # mix the recent choices into the incumbent
                 idx, obj = data.recover_master(at, plan.codes, lazy=True)
                 mastered = True
-            else:       # with master recoveries to come, the first plan is a base: no rows' give-back
-                idx, obj = data.recover(at, rounds=LIGHT_ROUNDS, lazy=True, **({"give_back": False} if master else {}))
+            elif master:    # master recoveries to come: the first plan is only their base (no add/swap rounds,
+                #             no rows' give-back; 1M, six seeds, the same iterations: plain 7.9 -> 6.8 s, hard rows 15.7 -> 13.4)
+                idx, obj = data.recover(at, rounds=0, lazy=True, give_back=False)
+            else:
+                idx, obj = data.recover(at, rounds=LIGHT_ROUNDS, lazy=True)
             master_at = (best_f, it)
             recovered_y = best_y
             if obj > objective:

@@ -350,11 +350,16 @@ class DualData:
         _, terms = self.fairness_prices(y)
         base_shift = np.ascontiguousarray(f.shift(np.zeros(self.n_rows), terms))
         group = np.ascontiguousarray(f.row_channels[0])
-        value, pcodes = getattr(self, "_settle_arrays", (None, None))
+        value, pcodes, movable = getattr(self, "_settle_arrays", (None, None, None))
         if value is None or value.shape != (self.n, self.slots + 1):
             value = np.empty((self.n, self.slots + 1))
             pcodes = np.empty((self.n, self.slots + 1, self.slots), dtype=np.int16)
-            self._settle_arrays = (value, pcodes)
+            movable = np.empty(self.n, dtype=np.bool_)
+            self._settle_arrays = (value, pcodes, movable)
+        codes = getattr(self, "_codes", None)
+        if codes is None or codes.shape != (self.n, self.slots):
+            codes = self._codes = np.empty((self.n, self.slots), dtype=np.int16)
+        self._codes_y = None                    # being overwritten
         S = self.n_segments
         A = f.row_coef                                            # (R, S): row r counts a[r, s] per group contact
         scale_rows = self.scale[self.i_rows:self.i_terms]
@@ -365,9 +370,13 @@ class DualData:
         if width is None or width.shape != (S,):
             width = np.full(S, w_min)
 
-        def patterns(cap):
-            K.group_patterns(self.u, self.cell_ok, price, mu * self.cost, self.limits, self.gap, CHUNK, self.seg,
-                             base_shift, self.neg_ok, group, cap, value, pcodes)
+        fixed = who = None
+
+        def patterns(cap):     # the customers no bonus up to cap moves are settled here (fixed), once
+            nonlocal fixed, who
+            fixed = K.group_patterns(self.u, self.cell_ok, price, mu * self.cost, self.limits, self.gap, CHUNK,
+                                     self.seg, base_shift, self.neg_ok, group, cap, value, pcodes, codes, movable)
+            who = np.flatnonzero(movable)
             return cap
 
         cap = patterns(theta_in + SETTLE_CAP * width)
@@ -378,7 +387,7 @@ class DualData:
                 lo, hi = theta_in - width, theta_in + width
                 if (hi > cap).any():
                     cap = patterns(theta_in + SETTLE_CAP * width)
-                found = K.group_breakpoints(value, self.seg, S, lo, hi, CHUNK)
+                found = K.group_breakpoints(value, self.seg, S, lo, hi, CHUNK, who)
                 stage, narrow = 0, width
             if stage == 0:
                 lo2, hi2, sub = lo, hi, found
@@ -406,21 +415,18 @@ class DualData:
             stage = 1
             narrow = narrow / 16.0
         if lam is None:
-            return y, self.evaluate(y)
+            return y, self.evaluate(y)     # (overwrites the codes)
         self._settle_width = np.maximum(3.0 * np.abs(theta - theta_in), w_min)   # next time
         ys = np.array(y, dtype=np.float64)
         ys[self.i_rows:self.i_terms] = np.clip(lam / scale_rows, self.lower[self.i_rows:self.i_terms],
                                               self.box[self.i_rows:self.i_terms])
         theta = -(ys[self.i_rows:self.i_terms] * scale_rows) @ A
-        codes = getattr(self, "_codes", None)
-        if codes is None or codes.shape != (self.n, self.slots):
-            codes = self._codes = np.empty((self.n, self.slots), dtype=np.int16)
-        self._codes_y = None
-        sums, usage, seg_usage = K.settle_patterns(value, pcodes, self.seg, theta, self.M, self.T, CHUNK, codes)
+        sums, usage, seg_usage = K.settle_patterns(value, pcodes, self.seg, theta, self.M, self.T, CHUNK, codes, who)
+        usage, seg_usage = usage + fixed[1], seg_usage + fixed[2]
         if taken is not None:
             usage, seg_usage = self._follow_lp(codes, pcodes, window, taken, usage, seg_usage)
         self._codes_y = ys.copy()
-        return ys, self.combine(ys, float(np.sum(sums)), usage, seg_usage)
+        return ys, self.combine(ys, float(np.sum(fixed[0])) + float(np.sum(sums)), usage, seg_usage)
 
     def _follow_lp(self, codes, pcodes, window, taken, usage, seg_usage):
         """Make the choices at the window's breakpoints those of the exact LP (see :meth:`settled`).
@@ -530,7 +536,7 @@ class DualData:
         sub.problem = None
         sub._settle_here = SAMPLE_SETTLE
         sub._codes = sub._codes_y = None
-        sub._settle_arrays = (None, None)
+        sub._settle_arrays = (None, None, None)
         return sub
 
     # ------------------------------------------------------------ recovery

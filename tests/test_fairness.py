@@ -407,16 +407,32 @@ def test_group_patterns_match_the_plain_dp_at_every_bonus(seed):
     thetas = [-3.0, -0.7, 0.0, 0.4, 1.5, 6.0]
     value = np.empty((data.n, data.slots + 1))
     codes = np.empty((data.n, data.slots + 1, data.slots), dtype=np.int16)
+    plan = np.empty((data.n, data.slots), dtype=np.int16)
+    movable = np.empty(data.n, dtype=bool)
     g = np.arange(data.slots + 1)
     plain_only = []
     for theta in thetas:            # valid up to the cap: served at the cap itself (the cheap path for many)
-        K.group_patterns(data.u, data.cell_ok, price, mu * data.cost, data.limits, data.gap, 7, data.seg, base,
-                         data.neg_ok, group, np.full(data.n_segments, theta), value, codes)
+        sums, usage, seg_usage = K.group_patterns(data.u, data.cell_ok, price, mu * data.cost, data.limits, data.gap,
+                                                  7, data.seg, base, data.neg_ok, group,
+                                                  np.full(data.n_segments, theta), value, codes, plan, movable)
         plain_only.append(np.isinf(value[:, 1:]).all(axis=1).mean())
         shift = base - theta * group[None, :]
-        ref, _, _ = K.evaluate_dual(data.u, data.cell_ok, price, mu * data.cost, data.limits, data.gap, 1, data.seg,
-                                    shift, data.neg_ok, K.NO_CODES)
+        ref, ref_usage, _ = K.evaluate_dual(data.u, data.cell_ok, price, mu * data.cost, data.limits, data.gap, 1,
+                                            data.seg, shift, data.neg_ok, K.NO_CODES)
         np.testing.assert_allclose((value + g * theta).max(axis=1), ref, rtol=1e-12, atol=1e-12)
+        # the customers no bonus up to the cap moves: settled here, their choice in plan, summed
+        fixed = ~movable
+        np.testing.assert_array_equal(movable, np.isfinite(value[:, 1:]).any(axis=1))
+        np.testing.assert_array_equal(plan[fixed], codes[fixed, 0])
+        assert sums.sum() == pytest.approx(value[fixed, 0].sum(), rel=1e-12, abs=1e-9)
+        c = plan[fixed][plan[fixed] >= 0].astype(np.int64)
+        np.testing.assert_array_equal(usage.ravel(), np.bincount(c, minlength=data.M * data.T))
+        # with the movable customers' settled optima: the evaluation at that bonus
+        who = np.flatnonzero(movable)
+        part, mov_usage, _ = K.settle_patterns(value, codes, data.seg, np.full(data.n_segments, theta), data.M,
+                                               data.T, 5, plan, who)
+        assert sums.sum() + part.sum() == pytest.approx(ref.sum(), rel=1e-12)
+        np.testing.assert_array_equal(usage + mov_usage, ref_usage)
     assert max(plain_only) > 0.3 and min(plain_only) < 0.1
     # each pattern has g contacts on the group and is worth value[g]
     P, _ = K.price_table(data.cell_ok, price, mu * data.cost, base, data.neg_ok)
