@@ -31,23 +31,26 @@ def price_table(cell_ok, price, cost_price, shift, neg_ok):
     ``P[s, m, t] = (price[m, t] + cost_price[m]) + shift[s, m]``, ``+inf`` on cells
     that are not allowed, so a customer's reduced utility is one subtraction
     ``u - P`` (the NumPy twin :func:`formulations.lagrangian.reduced_utilities`
-    rounds the same way). When no channel admits negative utilities and no
-    total price is negative, ``u - P > 0`` already implies ``u > 0`` and the
-    per-cell candidate test is skipped (``check`` False): 30% off an evaluation.
+    rounds the same way). A contact is taken only when ``u - P`` exceeds a
+    reduced utility >= 0 (:func:`group_patterns` tests the rows' channels,
+    where it keeps contacts below zero, itself), so where ``P >= 0`` that
+    implies ``u > 0``; on channels where a contact of utility <= 0 may be
+    taken (``neg_ok``, fairness) any finite utility is a candidate anyway.
+    The per-cell candidate test is therefore needed (``check`` True) only
+    when some price of another channel is negative: 30% off an evaluation
+    without it. Before, ``neg_ok`` alone turned the test on (1M customers,
+    hard rows: 73 -> 58 ms per evaluation without it).
     """
     S = shift.shape[0]
     M, T = price.shape
     P = np.empty((S, M, T))
     check = False
-    for m in range(M):
-        if neg_ok[m]:
-            check = True
     for s in range(S):
         for m in range(M):
             for t in range(T):
                 if cell_ok[m, t]:
                     P[s, m, t] = price[m, t] + cost_price[m] + shift[s, m]
-                    if P[s, m, t] < 0.0:
+                    if P[s, m, t] < 0.0 and not neg_ok[m]:
                         check = True
                 else:
                     P[s, m, t] = np.inf
@@ -1031,65 +1034,77 @@ def plan_entries(codes, u, price, cost_price, shift, seg, T, channels):
 
 
 @parallel_kernel
-def group_patterns(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift, neg_ok, group, theta_cap, value, codes,
-                   plan, movable):
-    """Per customer, its best pattern with exactly g contacts on the ``group`` channels, g = 0..slots.
+def group_customers(codes, group, T, chunk):
+    """The customers (ascending) whose contacts in ``codes`` (n, slots) include one on a ``group`` channel."""
+    n, slots = codes.shape
+    in_group = np.empty(group.shape[0] * T, dtype=np.bool_)
+    for code in range(in_group.shape[0]):
+        in_group[code] = group[code // T]
+    n_chunks = (n + chunk - 1) // chunk
+    count = np.zeros(n_chunks, dtype=np.int64)
+    for c in prange(n_chunks):
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            for q in range(slots):
+                code = codes[i, q]
+                if code >= 0 and in_group[code]:
+                    count[c] += 1
+                    break
+    start = np.zeros(n_chunks + 1, dtype=np.int64)
+    for c in range(n_chunks):
+        start[c + 1] = start[c] + count[c]
+    out = np.empty(start[n_chunks], dtype=np.int64)
+    for c in prange(n_chunks):
+        j = start[c]
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            for q in range(slots):
+                code = codes[i, q]
+                if code >= 0 and in_group[code]:
+                    out[j] = i
+                    j += 1
+                    break
+    return out
+
+
+@parallel_kernel
+def group_patterns(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift, neg_ok, group, who, value, codes):
+    """For each customer ``who[k]``, its best pattern with exactly g contacts on the ``group`` channels, g = 0..slots.
 
     Same reduced utilities as :func:`evaluate_dual` (``shift`` without the
-    rows' prices). Fills ``value`` (n, slots + 1), -inf where no pattern has g
-    group contacts, and ``codes`` (n, slots + 1, slots) int16 (-1 = empty). The
-    customer's optimum when the group's contacts gain a bonus theta is then
-    max_g value[g] + g * theta, which lets :meth:`solvers.dual_data.DualData.settled`
-    price the segment rows exactly without another pass over the utilities.
+    rows' prices). Fills ``value`` (k, slots + 1), -inf where no pattern has g
+    group contacts, and ``codes`` (k, slots + 1, slots) int16 (-1 = empty),
+    row k for customer ``who[k]``. The customer's optimum when the group's
+    contacts gain a bonus theta is then max_g value[g] + g * theta, which lets
+    :meth:`solvers.dual_data.DualData.settled` price the segment rows exactly.
     Per day the best non-group channel counts only when its reduced utility
     is > 0 (as in the plain DP); a group contact may be < 0 (a bonus can lift it).
-    Valid for bonuses up to ``theta_cap[s]``: a customer none of whose group
-    contacts would then be worth taking gets only g = 0 (value[g > 0] = -inf),
-    as at such bonuses it takes no group contact (a cheaper DP: most customers).
-
-    Those customers' choice does not depend on the bonus: it is written to
-    ``plan`` (n, slots) codes at once and their optima and usage are summed
-    here (returned as in :func:`evaluate_dual`); ``movable`` (n,) bool marks
-    the others, so that :func:`group_breakpoints` and :func:`settle_patterns`
-    visit only them (1M customers, hard rows: 4-24% movable; the two
-    kernels' full passes took 9 and 7 ms per settle).
     """
     n, M, T = u.shape
+    k_all = who.shape[0]
     slots = codes.shape[2]
     G = slots
-    S = shift.shape[0]
-    n_chunks, scalar_limit, scalar_seg, P, check = _dp_setup(n, chunk, limits, seg, cell_ok, price, cost_price,
-                                                            shift, neg_ok)
-    part_sum = np.zeros(n_chunks)
-    part_usage = np.zeros((n_chunks, M, T), dtype=np.int64)
-    part_seg = np.zeros((n_chunks, S, M), dtype=np.int64)
+    n_chunks = (k_all + chunk - 1) // chunk
+    scalar_limit, scalar_seg = limits.shape[0] == 1, seg.shape[0] == 1
+    P, check = price_table(cell_ok, price, cost_price, shift, neg_ok)
     for c in prange(n_chunks):
-        lo = c * chunk
-        hi = min(n, lo + chunk)
         wn = np.empty(T)
         wg = np.empty(T)
         cn = np.empty(T, dtype=np.int64)
         cg = np.empty(T, dtype=np.int64)
         V = np.empty((T + 1, T + 1, G + 1))
         ch = np.zeros((T, T + 1, G + 1), dtype=np.int8)
-        V2 = np.empty((T + 1, T + 1))
-        ch2 = np.zeros((T, T + 1), dtype=np.bool_)
-        days = np.empty(T, dtype=np.int64)
-        for i in range(lo, hi):
+        for kk in range(c * chunk, min(k_all, (c + 1) * chunk)):
+            i = who[kk]
             lim = limits[0] if scalar_limit else limits[i]
             s_i = seg[0] if scalar_seg else seg[i]
             K = min(lim, T)
-            for g in range(1, G + 1):
-                value[i, g] = -np.inf       # codes[i, g] is only written (and read) where value[i, g] is finite
-            value[i, 0] = 0.0
-            movable[i] = False
+            for g in range(G + 1):
+                value[kk, g] = -np.inf      # codes[kk, g] is only written (and read) where value[kk, g] is finite
+            value[kk, 0] = 0.0
             if K <= 0:
                 for q in range(slots):
-                    codes[i, 0, q] = -1
-                    plan[i, q] = -1
+                    codes[kk, 0, q] = -1
                 continue
             Gk = min(G, K)
-            top = -np.inf
             for t in range(T):
                 bn = 0.0
                 bg = -np.inf
@@ -1107,21 +1122,6 @@ def group_patterns(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift
                         cn[t] = m
                 wn[t] = bn if cn[t] >= 0 else -np.inf
                 wg[t] = bg
-                if bg + theta_cap[s_i] > top:
-                    top = bg + theta_cap[s_i]
-            if top <= 0.0:          # no group contact can be worth taking: the plain DP without the group
-                v0, count = _best_days(wn, cn, T, K, gap, V2, ch2, days)
-                value[i, 0] = v0
-                part_sum[c] += v0
-                for q in range(slots):
-                    code = cn[days[q]] * T + days[q] if q < count else -1
-                    codes[i, 0, q] = code
-                    plan[i, q] = code
-                    if code >= 0:
-                        part_usage[c, cn[days[q]], days[q]] += 1
-                        part_seg[c, s_i, cn[days[q]]] += 1
-                continue
-            movable[i] = True
             for k in range(K + 1):
                 V[0, k, 0] = 0.0
                 for g in range(1, Gk + 1):
@@ -1149,7 +1149,7 @@ def group_patterns(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift
                         ch[t, k, g] = how
             for g in range(Gk + 1):
                 v = V[T, K, g]
-                value[i, g] = v
+                value[kk, g] = v
                 if v == -np.inf:
                     continue
                 pos = T
@@ -1163,7 +1163,7 @@ def group_patterns(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift
                         pos = t
                         continue
                     if q < slots:
-                        codes[i, g, q] = (cn[t] if how == 1 else cg[t]) * T + t
+                        codes[kk, g, q] = (cn[t] if how == 1 else cg[t]) * T + t
                     q += 1
                     if how == 2:
                         gg -= 1
@@ -1172,10 +1172,8 @@ def group_patterns(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift
                     if pos < 0:
                         pos = 0
                 while q < slots:
-                    codes[i, g, q] = -1
+                    codes[kk, g, q] = -1
                     q += 1
-    usage, seg_usage = _sum_parts(part_usage, part_seg)
-    return part_sum, usage, seg_usage
 
 
 @kernel
@@ -1195,23 +1193,22 @@ def _hull_next(v, a):
 
 
 @parallel_kernel
-def group_breakpoints(value, seg, S, lo, hi, chunk, who_all):
-    """The group-contact breakpoints of the customers ``who_all``, split by a window [lo[s], hi[s]] per segment.
+def group_breakpoints(value, seg, S, lo, hi, chunk):
+    """The group-contact breakpoints of every row of ``value``, split by a window [lo[s], hi[s]] per segment.
 
     A customer moves from hull vertex a to b (b - a more group contacts)
     when the bonus theta exceeds the breakpoint (v[a] - v[b]) / (b - a).
     Returns (per segment: group contacts taken at theta = lo[s] from
     breakpoints below the window; breakpoints inside the window as flat
-    arrays (breakpoint, weight, segment, customer, from vertex a)).
+    arrays (breakpoint, weight, segment, row, from vertex a)).
     """
-    n = who_all.shape[0]
+    n = value.shape[0]
     scalar_seg = seg.shape[0] == 1
     n_chunks = (n + chunk - 1) // chunk
     part_base = np.zeros((n_chunks, S))
     part_count = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
-        for k in range(c * chunk, min(n, (c + 1) * chunk)):
-            i = who_all[k]
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
             s_i = seg[0] if scalar_seg else seg[i]
             a = 0
             b = _hull_next(value[i], a)
@@ -1233,8 +1230,7 @@ def group_breakpoints(value, seg, S, lo, hi, chunk, who_all):
     frm = np.empty(start[n_chunks], dtype=np.int64)
     for c in prange(n_chunks):
         j = start[c]
-        for k in range(c * chunk, min(n, (c + 1) * chunk)):
-            i = who_all[k]
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
             s_i = seg[0] if scalar_seg else seg[i]
             a = 0
             b = _hull_next(value[i], a)
@@ -1256,16 +1252,15 @@ def group_breakpoints(value, seg, S, lo, hi, chunk, who_all):
 
 
 @parallel_kernel
-def settle_patterns(value, pcodes, seg, theta, M, T, chunk, codes, who_all):
-    """The optimum of each customer in ``who_all`` when its segment's group contacts gain ``theta[s]``.
+def settle_patterns(value, pcodes, seg, theta, M, T, chunk, codes):
+    """Each row's optimum when its segment's group contacts gain ``theta[s]``.
 
     Picks g maximising value[g] + g * theta (the smallest g on ties, as the
     DP takes a day only when strictly better), writes its pattern into
-    ``codes`` (n, slots) and returns (chunk sums of the optima, usage (M, T),
-    segment usage (S, M)) over these customers like :func:`evaluate_dual`.
+    ``codes`` (rows, slots) and returns (chunk sums of the optima, usage (M, T),
+    segment usage (S, M)) like :func:`evaluate_dual`.
     """
-    n = who_all.shape[0]
-    G1 = value.shape[1]
+    n, G1 = value.shape
     S = theta.shape[0]
     slots = codes.shape[1]
     scalar_seg = seg.shape[0] == 1
@@ -1275,8 +1270,7 @@ def settle_patterns(value, pcodes, seg, theta, M, T, chunk, codes, who_all):
     part_seg = np.zeros((n_chunks, S, M), dtype=np.int64)
     for c in prange(n_chunks):
         acc = 0.0
-        for k in range(c * chunk, min(n, (c + 1) * chunk)):
-            i = who_all[k]
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
             s_i = seg[0] if scalar_seg else seg[i]
             th = theta[s_i]
             best = value[i, 0]

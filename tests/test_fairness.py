@@ -404,36 +404,22 @@ def test_group_patterns_match_the_plain_dp_at_every_bonus(seed):
     price, mu = data.prices(y)
     group = data.fair.row_channels[0].copy()
     base = data.shift(y)                                   # row prices are zero here
-    thetas = [-3.0, -0.7, 0.0, 0.4, 1.5, 6.0]
+    everyone = np.arange(data.n)
     value = np.empty((data.n, data.slots + 1))
     codes = np.empty((data.n, data.slots + 1, data.slots), dtype=np.int16)
-    plan = np.empty((data.n, data.slots), dtype=np.int16)
-    movable = np.empty(data.n, dtype=bool)
+    K.group_patterns(data.u, data.cell_ok, price, mu * data.cost, data.limits, data.gap, 7, data.seg, base,
+                     data.neg_ok, group, everyone, value, codes)
     g = np.arange(data.slots + 1)
-    plain_only = []
-    for theta in thetas:            # valid up to the cap: served at the cap itself (the cheap path for many)
-        sums, usage, seg_usage = K.group_patterns(data.u, data.cell_ok, price, mu * data.cost, data.limits, data.gap,
-                                                  7, data.seg, base, data.neg_ok, group,
-                                                  np.full(data.n_segments, theta), value, codes, plan, movable)
-        plain_only.append(np.isinf(value[:, 1:]).all(axis=1).mean())
+
+    def optimum(theta):
         shift = base - theta * group[None, :]
-        ref, ref_usage, _ = K.evaluate_dual(data.u, data.cell_ok, price, mu * data.cost, data.limits, data.gap, 1,
-                                            data.seg, shift, data.neg_ok, K.NO_CODES)
-        np.testing.assert_allclose((value + g * theta).max(axis=1), ref, rtol=1e-12, atol=1e-12)
-        # the customers no bonus up to the cap moves: settled here, their choice in plan, summed
-        fixed = ~movable
-        np.testing.assert_array_equal(movable, np.isfinite(value[:, 1:]).any(axis=1))
-        np.testing.assert_array_equal(plan[fixed], codes[fixed, 0])
-        assert sums.sum() == pytest.approx(value[fixed, 0].sum(), rel=1e-12, abs=1e-9)
-        c = plan[fixed][plan[fixed] >= 0].astype(np.int64)
-        np.testing.assert_array_equal(usage.ravel(), np.bincount(c, minlength=data.M * data.T))
-        # with the movable customers' settled optima: the evaluation at that bonus
-        who = np.flatnonzero(movable)
-        part, mov_usage, _ = K.settle_patterns(value, codes, data.seg, np.full(data.n_segments, theta), data.M,
-                                               data.T, 5, plan, who)
-        assert sums.sum() + part.sum() == pytest.approx(ref.sum(), rel=1e-12)
-        np.testing.assert_array_equal(usage + mov_usage, ref_usage)
-    assert max(plain_only) > 0.3 and min(plain_only) < 0.1
+        chosen = np.empty((data.n, data.slots), dtype=np.int16)
+        each, _, _ = K.evaluate_dual(data.u, data.cell_ok, price, mu * data.cost, data.limits, data.gap, 1, data.seg,
+                                     shift, data.neg_ok, chosen)
+        return each, chosen
+
+    for theta in [-3.0, -0.7, 0.0, 0.4, 1.5, 6.0]:
+        np.testing.assert_allclose((value + g * theta).max(axis=1), optimum(theta)[0], rtol=1e-12, atol=1e-12)
     # each pattern has g contacts on the group and is worth value[g]
     P, _ = K.price_table(data.cell_ok, price, mu * data.cost, base, data.neg_ok)
     for i in range(data.n):
@@ -445,6 +431,18 @@ def test_group_patterns_match_the_plain_dp_at_every_bonus(seed):
                 worth = sum(float(data.u[i, mm, tt]) - P[data.seg[i], mm, tt] for mm, tt in zip(m, t))
                 assert worth == pytest.approx(value[i, gg], abs=1e-9)
     assert np.isfinite(value[:, 1:]).any() and np.isinf(value[:, 1:]).any()
+    # a customer taking no group contact at a bonus takes none below it (DualData.settled's fixed customers)
+    for cap in [0.0, 0.4, 1.5]:
+        at_cap, chosen = optimum(cap)
+        movable = K.group_customers(chosen, group, data.T, 5)
+        has_group = ((chosen >= 0) & group[np.maximum(chosen, 0) // data.T]).any(axis=1)
+        np.testing.assert_array_equal(movable, np.flatnonzero(has_group))
+        assert 0 < movable.size < data.n
+        fixed = ~has_group
+        for theta in [cap, cap - 0.3, cap - 2.0]:
+            below, chosen_below = optimum(theta)
+            np.testing.assert_allclose(below[fixed], at_cap[fixed], rtol=1e-12, atol=1e-12)
+            np.testing.assert_array_equal(chosen_below[fixed], chosen[fixed])
 
 
 def _min_over_row_prices_lp(problem, data, y):
