@@ -37,8 +37,11 @@ def main() -> None:
     if args.keep_highs:
         old = pd.read_csv(HERE / "results" / "dual.csv")
         kept = old[old.method.isin(["highs", "highs-lp"])].to_dict("records")
-        header = (HERE / "dual.md").read_text().split(" on ", 1)[0] if (HERE / "dual.md").exists() else ""
+        text = (HERE / "dual.md").read_text() if (HERE / "dual.md").exists() else ""
+        header = text.split(" on ", 1)[0]
         when = header.rsplit("Measured ", 1)[-1] if "Measured " in header else "an earlier run"
+        if "kept from the run measured " in text:     # kept before: the time they were measured
+            when = text.split("kept from the run measured ", 1)[1].split(" (not re-measured)", 1)[0]
         kept_note = f" The HiGHS rows are kept from the run measured {when} (not re-measured)."
     plan = [("weekly-10k", ["dual", WARM, "highs-lp", "highs"]), ("weekly-100k", ["dual", "highs-lp"]),
             ("weekly-1m", ["dual"])]

@@ -60,8 +60,10 @@ LIGHT_ROUNDS = 2      # add/swap rounds of the recoveries during the iterations 
 RECOVER_NEAR = 10     # recover at every new best price once the dual interval is within this many rel_gaps
 RECOVER_EVERY = 10    # ... and at least every this many iterations before
 MASTER_MIN_POINTS = 4  # recoveries mix the choices of the recent points (solvers.master) once this many are kept ...
-MASTER_EVERY = 4      # ... at least every this many iterations (and once the dual interval is near; 1M, seeds 1-12,
-#                       5 -> 4: hard rows 107 -> 98 iterations, 22.6 -> 21.6 s; no fairness 121 -> 109, 13.7 s both)
+MASTER_EVERY = 5      # ... at least every this many iterations (and once the dual interval is near) ...
+MASTER_EVERY_ROWS = 4  # ... or this many with settled segment rows (1M, hard rows, seeds 1-12: 107 -> 98 iterations,
+#                        22.6 -> 21.6 s; seeds 13-24: 138 -> 125, 28.0 -> 26.5 s. Without rows no gain: seeds 1-12
+#                        121 -> 109 iterations in 13.7 s both, seeds 13-24 13.5 -> 14.6 s, 10M 12.8 -> 15.0 s)
 MASTER_AGAIN = 0.5    # ... and as soon as the bound has closed this share of the gap left at the last one
 DUAL_CLOSED = 0.01    # dual interval, relative to rel_gap, at which the dual counts as solved
 MAX_LEVEL_TRIES = 60  # level lowerings per iteration before giving up
@@ -193,7 +195,7 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
         near = dual_gap <= RECOVER_NEAR * rel_gap
         mixing = master and isinstance(plan, PlanCodes) and data.master_points() >= MASTER_MIN_POINTS
         if mixing:      # master recoveries (solvers.master), also at the same best prices: new points, new choices
-            due = (it - master_at[1] >= MASTER_EVERY or (near and not mastered)
+            due = (it - master_at[1] >= (MASTER_EVERY_ROWS if settle else MASTER_EVERY) or (near and not mastered)
                    or (mastered and best_f <= master_at[0] - MASTER_AGAIN * (master_at[0] - objective)))
         else:
             due = recovered_y is not best_y and (recovered_y is None or near or it % RECOVER_EVERY == 0)
@@ -209,7 +211,7 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
                 idx, obj = data.recover_master(at, plan.codes, lazy=True)
                 mastered = True
             elif master:    # master recoveries to come: the first plan is only their base (no add/swap rounds,
-                #             no rows' give-back; 1M, six seeds, the same iterations: plain 7.9 -> 6.8 s, hard rows 15.7 -> 13.4)
+                #             no rows' give-back; 1M, six seeds, the same iterations: plain 7.9 -> 6.8 s, hard rows 2.3 s less)
                 idx, obj = data.recover(at, rounds=0, lazy=True, give_back=False)
             else:
                 idx, obj = data.recover(at, rounds=LIGHT_ROUNDS, lazy=True)
