@@ -70,6 +70,35 @@ def brute_force_customer(r: np.ndarray, limit: int, gap: int) -> float:
     return best
 
 
+@pytest.mark.parametrize("negative_on", ["neg_ok channel", "other channel", "none"])
+def test_candidate_rule_with_negative_prices(negative_on):
+    """A contact counts when its utility is > 0, or finite on a ``neg_ok`` channel; the kernel may skip that
+    test only while no price of another channel is negative (price_table's ``check``)."""
+    rng = np.random.default_rng(7)
+    n, M, T, S = 60, 3, 4, 2
+    u = rng.normal(0.2, 1.0, size=(n, M, T))
+    u[rng.random(u.shape) < 0.1] = -np.inf
+    u[rng.random(u.shape) < 0.1] = 0.0
+    cell_ok = np.ones((M, T), dtype=bool)
+    cell_ok[2, 3] = False
+    neg_ok = np.array([False, True, False])
+    price = rng.uniform(0.0, 0.3, size=(M, T))
+    shift = np.zeros((S, M))
+    if negative_on == "neg_ok channel":
+        shift[1, 1] = -1.5
+    elif negative_on == "other channel":
+        shift[0, 2] = -1.5
+    seg = rng.integers(0, S, n)
+    limits = np.array([2])
+    P, check = K.price_table(cell_ok, price, np.zeros(M), shift, neg_ok)
+    assert check == (negative_on == "other channel")
+    each, _, _ = K.evaluate_dual(u, cell_ok, price, np.zeros(M), limits, 1, 1, seg, shift, neg_ok, K.NO_CODES)
+    for i in range(n):
+        allowed = cell_ok & ((u[i] > 0) | (neg_ok[:, None] & np.isfinite(u[i])))
+        r = np.where(allowed, u[i] - P[seg[i]], -np.inf)
+        assert each[i] == pytest.approx(brute_force_customer(r, 2, 1), abs=1e-12)
+
+
 reduced = st.integers(1, 3).flatmap(lambda M: st.integers(1, 5).flatmap(lambda T: st.lists(
     st.one_of(st.floats(-3, 3, allow_nan=False, width=32), st.just(float("-inf"))),
     min_size=M * T, max_size=M * T).map(lambda v: np.array(v, dtype=np.float64).reshape(M, T))))
