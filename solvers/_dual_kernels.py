@@ -1035,38 +1035,26 @@ def plan_entries(codes, u, price, cost_price, shift, seg, T, channels):
 
 @parallel_kernel
 def group_customers(codes, group, T, chunk):
-    """The customers (ascending) whose contacts in ``codes`` (n, slots) include one on a ``group`` channel."""
+    """Mask (n,) of the customers whose contacts in ``codes`` (n, slots) include one on a ``group`` channel."""
     n, slots = codes.shape
     in_group = np.empty(group.shape[0] * T, dtype=np.bool_)
     for code in range(in_group.shape[0]):
         in_group[code] = group[code // T]
+    mask = np.zeros(n, dtype=np.bool_)
     n_chunks = (n + chunk - 1) // chunk
-    count = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
         for i in range(c * chunk, min(n, (c + 1) * chunk)):
             for q in range(slots):
                 code = codes[i, q]
                 if code >= 0 and in_group[code]:
-                    count[c] += 1
+                    mask[i] = True
                     break
-    start = np.zeros(n_chunks + 1, dtype=np.int64)
-    for c in range(n_chunks):
-        start[c + 1] = start[c] + count[c]
-    out = np.empty(start[n_chunks], dtype=np.int64)
-    for c in prange(n_chunks):
-        j = start[c]
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            for q in range(slots):
-                code = codes[i, q]
-                if code >= 0 and in_group[code]:
-                    out[j] = i
-                    j += 1
-                    break
-    return out
+    return mask
 
 
 @parallel_kernel
-def group_patterns(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift, neg_ok, group, who, value, codes):
+def group_patterns(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift, neg_ok, group, who, value, codes,
+                   cap, plan):
     """For each customer ``who[k]``, its best pattern with exactly g contacts on the ``group`` channels, g = 0..slots.
 
     Same reduced utilities as :func:`evaluate_dual` (``shift`` without the
@@ -1077,14 +1065,23 @@ def group_patterns(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift
     :meth:`solvers.dual_data.DualData.settled` price the segment rows exactly.
     Per day the best non-group channel counts only when its reduced utility
     is > 0 (as in the plain DP); a group contact may be < 0 (a bonus can lift it).
+
+    Also returns what these customers add to an evaluation at bonus ``cap[s]``
+    whose choices are ``plan`` (n, slots): per-chunk sums of their optima
+    there, their usage (M, T) and segment usage (S, M) — what
+    :meth:`solvers.dual_data.DualData.settled` takes off that evaluation.
     """
     n, M, T = u.shape
+    S = shift.shape[0]
     k_all = who.shape[0]
     slots = codes.shape[2]
     G = slots
     n_chunks = (k_all + chunk - 1) // chunk
     scalar_limit, scalar_seg = limits.shape[0] == 1, seg.shape[0] == 1
     P, check = price_table(cell_ok, price, cost_price, shift, neg_ok)
+    part_sum = np.zeros(n_chunks)
+    part_usage = np.zeros((n_chunks, M, T), dtype=np.int64)
+    part_seg = np.zeros((n_chunks, S, M), dtype=np.int64)
     for c in prange(n_chunks):
         wn = np.empty(T)
         wg = np.empty(T)
@@ -1096,6 +1093,11 @@ def group_patterns(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift
             i = who[kk]
             lim = limits[0] if scalar_limit else limits[i]
             s_i = seg[0] if scalar_seg else seg[i]
+            for q in range(slots):
+                code = plan[i, q]
+                if code >= 0:
+                    part_usage[c, code // T, code % T] += 1
+                    part_seg[c, s_i, code // T] += 1
             K = min(lim, T)
             for g in range(G + 1):
                 value[kk, g] = -np.inf      # codes[kk, g] is only written (and read) where value[kk, g] is finite
@@ -1174,6 +1176,13 @@ def group_patterns(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift
                 while q < slots:
                     codes[kk, g, q] = -1
                     q += 1
+            best = value[kk, 0]
+            for g in range(1, G + 1):
+                if value[kk, g] + g * cap[s_i] > best:
+                    best = value[kk, g] + g * cap[s_i]
+            part_sum[c] += best
+    usage, seg_usage = _sum_parts(part_usage, part_seg)
+    return part_sum, usage, seg_usage
 
 
 @kernel

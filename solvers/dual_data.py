@@ -369,7 +369,6 @@ class DualData:
         if width is None or width.shape != (S,):
             width = np.full(S, w_min)
         seg_of = self.seg if self.seg.shape[0] > 1 else np.zeros(self.n, dtype=np.int64)
-        g_range = np.arange(self.slots + 1)
         fixed = who = value = pcodes = seg_m = None
 
         def patterns(cap):
@@ -380,16 +379,14 @@ class DualData:
             shift_cap = np.ascontiguousarray(base_shift - cap[:, None] * group[None, :])
             sums, usage, seg_usage = K.evaluate_dual(self.u, self.cell_ok, price, mu * self.cost, self.limits,
                                                      self.gap, CHUNK, self.seg, shift_cap, self.neg_ok, codes)
-            who = K.group_customers(codes, group, self.T, CHUNK)
+            who = np.flatnonzero(K.group_customers(codes, group, self.T, CHUNK))
             value = np.empty((who.size, self.slots + 1))
             pcodes = np.empty((who.size, self.slots + 1, self.slots), dtype=np.int16)
-            K.group_patterns(self.u, self.cell_ok, price, mu * self.cost, self.limits, self.gap, CHUNK, self.seg,
-                             base_shift, self.neg_ok, group, who, value, pcodes)
+            at_cap, mov_usage, mov_seg = K.group_patterns(self.u, self.cell_ok, price, mu * self.cost, self.limits,
+                                                          self.gap, CHUNK, self.seg, base_shift, self.neg_ok, group,
+                                                          who, value, pcodes, np.ascontiguousarray(cap), codes)
             seg_m = np.ascontiguousarray(seg_of[who])
-            at_cap = float((value + g_range * cap[seg_m][:, None]).max(axis=1).sum()) if who.size else 0.0
-            mov_seg = K.codes_value(codes[who], self.u[:0], seg_m, S, self.T)[1]
-            mov_cells = np.bincount(codes[who][codes[who] >= 0].astype(np.int64), minlength=self.M * self.T)
-            fixed = (float(np.sum(sums)) - at_cap, usage - mov_cells.reshape(self.M, self.T), seg_usage - mov_seg)
+            fixed = (float(np.sum(sums)) - float(np.sum(at_cap)), usage - mov_usage, seg_usage - mov_seg)
             return cap
 
         cap = patterns(theta_in + SETTLE_CAP * width)

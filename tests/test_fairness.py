@@ -407,8 +407,11 @@ def test_group_patterns_match_the_plain_dp_at_every_bonus(seed):
     everyone = np.arange(data.n)
     value = np.empty((data.n, data.slots + 1))
     codes = np.empty((data.n, data.slots + 1, data.slots), dtype=np.int16)
-    K.group_patterns(data.u, data.cell_ok, price, mu * data.cost, data.limits, data.gap, 7, data.seg, base,
-                     data.neg_ok, group, everyone, value, codes)
+    plan = np.full((data.n, data.slots), -1, dtype=np.int16)
+    cap = np.zeros(data.n_segments)
+    at_cap, none_used, _ = K.group_patterns(data.u, data.cell_ok, price, mu * data.cost, data.limits, data.gap, 7,
+                                            data.seg, base, data.neg_ok, group, everyone, value, codes, cap, plan)
+    assert none_used.sum() == 0
     g = np.arange(data.slots + 1)
 
     def optimum(theta):
@@ -420,6 +423,7 @@ def test_group_patterns_match_the_plain_dp_at_every_bonus(seed):
 
     for theta in [-3.0, -0.7, 0.0, 0.4, 1.5, 6.0]:
         np.testing.assert_allclose((value + g * theta).max(axis=1), optimum(theta)[0], rtol=1e-12, atol=1e-12)
+    assert at_cap.sum() == pytest.approx(optimum(0.0)[0].sum(), rel=1e-12)
     # each pattern has g contacts on the group and is worth value[g]
     P, _ = K.price_table(data.cell_ok, price, mu * data.cost, base, data.neg_ok)
     for i in range(data.n):
@@ -434,7 +438,7 @@ def test_group_patterns_match_the_plain_dp_at_every_bonus(seed):
     # a customer taking no group contact at a bonus takes none below it (DualData.settled's fixed customers)
     for cap in [0.0, 0.4, 1.5]:
         at_cap, chosen = optimum(cap)
-        movable = K.group_customers(chosen, group, data.T, 5)
+        movable = np.flatnonzero(K.group_customers(chosen, group, data.T, 5))
         has_group = ((chosen >= 0) & group[np.maximum(chosen, 0) // data.T]).any(axis=1)
         np.testing.assert_array_equal(movable, np.flatnonzero(has_group))
         assert 0 < movable.size < data.n
@@ -443,6 +447,17 @@ def test_group_patterns_match_the_plain_dp_at_every_bonus(seed):
             below, chosen_below = optimum(theta)
             np.testing.assert_allclose(below[fixed], at_cap[fixed], rtol=1e-12, atol=1e-12)
             np.testing.assert_array_equal(chosen_below[fixed], chosen[fixed])
+        # what the movable ones add at the cap: their optima and the usage of their choices there
+        caps = np.full(data.n_segments, cap)
+        sub_value = np.empty((movable.size, data.slots + 1))
+        sub_codes = np.empty((movable.size, data.slots + 1, data.slots), dtype=np.int16)
+        part, used, seg_used = K.group_patterns(data.u, data.cell_ok, price, mu * data.cost, data.limits, data.gap,
+                                                5, data.seg, base, data.neg_ok, group, movable, sub_value, sub_codes,
+                                                caps, chosen)
+        assert part.sum() == pytest.approx(at_cap[movable].sum(), rel=1e-12)
+        c = chosen[movable][chosen[movable] >= 0].astype(np.int64)
+        np.testing.assert_array_equal(used.ravel(), np.bincount(c, minlength=data.M * data.T))
+        np.testing.assert_array_equal(seg_used.sum(axis=0), used.sum(axis=1))
 
 
 def _min_over_row_prices_lp(problem, data, y):
