@@ -338,7 +338,7 @@ class DualData:
         above the window settles every customer who takes no group contact
         there (none at any smaller bonus either); for the others (4-24% at 1M
         customers) :func:`solvers._dual_kernels.group_patterns` gives value[g]
-        and the patterns (1M, hard rows: 100 -> 88 ms per settle against a
+        and the patterns (1M, hard rows: 100 -> 86 ms per settle against a
         64 ms evaluation; the pattern DP over every customer had cost 80 ms).
         Minimising L over the row
         prices is then an LP over the customers' breakpoints (whose dual are
