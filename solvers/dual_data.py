@@ -368,7 +368,6 @@ class DualData:
         width = getattr(self, "_settle_width", None)
         if width is None or width.shape != (S,):
             width = np.full(S, w_min)
-        seg_of = self.seg if self.seg.shape[0] > 1 else np.zeros(self.n, dtype=np.int64)
         fixed = who = value = pcodes = seg_m = None
 
         def patterns(cap):
@@ -385,7 +384,7 @@ class DualData:
             at_cap, mov_usage, mov_seg = K.group_patterns(self.u, self.cell_ok, price, mu * self.cost, self.limits,
                                                           self.gap, CHUNK, self.seg, base_shift, self.neg_ok, group,
                                                           who, value, pcodes, np.ascontiguousarray(cap), codes)
-            seg_m = np.ascontiguousarray(seg_of[who])
+            seg_m = np.ascontiguousarray(self.seg[who]) if self.seg.shape[0] > 1 else np.zeros(who.size, np.int64)
             fixed = (float(np.sum(sums)) - float(np.sum(at_cap)), usage - mov_usage, seg_usage - mov_seg)
             return cap
 

@@ -71,6 +71,7 @@ class _BucketLP:
         self.Dn = D / unit
         self.unit = unit
         h = self.h = quiet_highs()      # no presolve: it took 5 of 5.4 s on a 43k-column master
+        self.solved = False
         none_i, none_v = np.zeros(0, np.int32), np.zeros(0)
         lower = np.full(nc, -inf)
         upper = rhs / unit[:nc]
@@ -121,9 +122,8 @@ class _BucketLP:
 
         # the first solve starts from the slack basis, where primal simplex is quicker (penalty master at 1M:
         # 82-94 -> 25 ms); the re-solves after splits start from the last basis, which dual simplex keeps
-        first = not getattr(self, "_solved", False)
-        self.h.setOptionValue("simplex_strategy", 4 if first else 1)
-        self._solved = True
+        self.h.setOptionValue("simplex_strategy", 1 if self.solved else 4)
+        self.solved = True
         self.h.run()
         if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
