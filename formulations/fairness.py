@@ -73,6 +73,10 @@ concave.
   bundle model keeps it exact: L = h + q with h piecewise linear, and a cut
   of h plus a tangent of q at any point is a valid cut of L that needs no
   evaluation (:func:`solvers.dual._exact_smooth_part`).
+  When the terms all count the same channels (and at scale), the solver
+  instead sets ν at every evaluation to its minimiser for the other prices
+  (:meth:`solvers.dual_data.DualData.settled`): an LP over the customers'
+  breakpoints with γ w z² kept by tangents, whose duals are ν.
 
 This module turns the problem's fairness fields into these rows and terms
 (:class:`FairnessModel`) and computes rates and Ψ for a plan.

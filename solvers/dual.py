@@ -32,6 +32,14 @@ only in the sample stage (tried, measured before the free-channel fill of
 the recovery) took 55, 48, 70, 47.
 ``SETTLE_ROWS = False`` in :mod:`solvers.dual_data` turns it off.
 
+The prices of a quadratic fairness penalty are settled the same way when its
+terms count the same channels (that LP then carries the penalty by tangents,
+see :func:`solvers.dual_data._settle_lp`), and the sample's estimate of min L
+then places the levels as for hard rows. Measured at 1M customers, 8
+segments, gamma=1e7 on the call rates, seeds 1-12 (2026-11-29, this
+machine, in-process): 191 -> 129-136 full iterations, 72.0 -> 52-53 s in all
+(no fairness: 121 iterations, 33.7-34.2 s).
+
 Starting prices: ``warm_start`` when given; else, from ``SAMPLE_FROM``
 customers, the prices a level loop finds on a random sample; else half the
 naive clearing price of every channel-day (:meth:`DualData.clearing_start`;
@@ -61,7 +69,7 @@ RECOVER_NEAR = 10     # recover at every new best price once the dual interval i
 RECOVER_EVERY = 10    # ... and at least every this many iterations before
 MASTER_MIN_POINTS = 4  # recoveries mix the choices of the recent points (solvers.master) once this many are kept ...
 MASTER_EVERY = 5      # ... at least every this many iterations (and once the dual interval is near) ...
-MASTER_EVERY_ROWS = 4  # ... or this many with settled segment rows (1M, hard rows, seeds 1-12: 107 -> 98 iterations,
+MASTER_EVERY_ROWS = 4  # ... or this many with settled fairness prices (1M, hard rows, seeds 1-12: 107 -> 98 iterations,
 #                        22.6 -> 21.6 s; seeds 13-24: 138 -> 125, 28.0 -> 26.5 s. Without rows no gain: seeds 1-12
 #                        121 -> 109 iterations in 13.7 s both, seeds 13-24 13.5 -> 14.6 s, 10M 12.8 -> 15.0 s)
 MASTER_AGAIN = 0.5    # ... and as soon as the bound has closed this share of the gap left at the last one
@@ -161,10 +169,12 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
     history: list[dict] = []
     closed = DUAL_CLOSED * rel_gap
     f_guess = -math.inf
-    smooth_cuts = SMOOTH_CUTS > 0 and data.smooth_part(y0) is not None
+    settle = getattr(data, "settles", lambda: False)()
+    # q's tangents serve term prices the bundle method moves; settled ones are set at every evaluation
+    smooth_cuts = (SMOOTH_CUTS > 0 and data.smooth_part(y0) is not None
+                   and not getattr(data, "settles_terms", lambda: False)())
     h_cuts: list = []
     it = 0
-    settle = getattr(data, "settles_rows", lambda: False)()
     master = master and getattr(data, "supports_master", lambda: False)()
     mastered, master_at = False, (math.inf, 0)
     for it in range(1, max_iter + 1):
@@ -419,7 +429,7 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
             y0 = data.clearing_start()
         result = level_loop(data, y0, options.rel_gap, deadline, max_iter, alpha, on_row, start,
                             tune=str(options.extra.get("tune_budget", "final")),
-                            guess=guess if options.extra.get("sample_guess", not data.n_terms) else None,
+                            guess=guess if options.extra.get("sample_guess", not data.n_terms or data.settles_terms()) else None,
                             master=bool(master))
     finally:
         if display:

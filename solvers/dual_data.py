@@ -24,12 +24,17 @@ CLEARING_SHARE = 0.5   # start prices at this share of the naive clearing price 
 CHUNK = 1024          # customers per parallel work item (10k customers: 10 items balance 2 threads)
 TOL_ROWS = 1e-9
 SETTLE_ROWS = True    # price the segment rows exactly at every evaluation (DualData.settled) ...
+SETTLE_TERMS = True   # ... and the penalty terms' prices too, when they count the same channels, from
+SETTLE_TERMS_FROM = 200_000  # this many customers (gamma=1e7, seeds 1-2: 200k 1.7/2.1 -> 1.2/1.7 s, but 20k
+#                              2.8/3.6 -> 7.5/9.6 s: fewer iterations, yet the settle's LPs cost more than they save)
 SAMPLE_SETTLE = False  # ... but not on the sample that gives the starting prices: 1M, hard rows, six seeds
 #                        (with the master recovery): 17.8 -> 16.3 s in all, 23-30 -> 65-74 cheaper sample iterations
 SETTLE_WIDTH = 1e-3   # smallest half-width of its breakpoint window, relative to the largest utility
 SETTLE_TRIES = 6      # window enlargements before giving up (then the rows keep the given prices)
 SETTLE_EXACT = 2000   # breakpoints up to which the last LP prices each on its own (exact)
 SETTLE_CAP = 4.0      # settled's patterns serve bonuses up to this many window half-widths above the current one
+SETTLE_TANGENTS = 40  # tangent rounds for the penalty's z^2 in that LP, until z lies within
+SETTLE_Z_TOL = 1e-2   # ... this many contacts (of the term's segment) of a tangent point
 SETTLE_COLUMNS = 64   # LP columns per segment (buckets of breakpoints); the window then narrows twice
 ROW_SCALE = 2.0       # a fairness row price spans [0, ROW_SCALE * max utility / smallest coefficient]
 FILL_ROUNDS = 6       # add/swap rounds of the final recovery
@@ -40,8 +45,8 @@ MASTER_FROM = 200_000   # customers from which it is used (in-process data; from
 MASTER_POINTS = 8       # recent evaluation points whose choices it mixes
 
 
-def _settle_lp(A, rhs, lam_max, base, bps, wts, sgs, S, exact, lo, hi):
-    """Row prices minimising L over a breakpoint window (see :meth:`DualData.settled`).
+def _settle_lp(A, rhs, lam_max, base, bps, wts, sgs, S, exact, lo, hi, terms=None):
+    """Row (and penalty) prices minimising L over a breakpoint window (see :meth:`DualData.settled`).
 
     Columns: per segment, its window [lo, hi] cut into ``SETTLE_COLUMNS``
     equal bins of breakpoints (cost = their weighted mean, bound = their
@@ -51,9 +56,20 @@ def _settle_lp(A, rhs, lam_max, base, bps, wts, sgs, S, exact, lo, hi):
     the box). Passed to HiGHS column-wise and solved without presolve (a few
     rows, up to a few thousand columns): the 102 LPs of one 1M-customer
     solve took 0.42-0.61 s through ``scipy.optimize.linprog``, 0.24-0.32 s
-    this way, with the same prices to 1e-15. Returns (row prices, the group
-    contacts taken at each breakpoint when ``exact``), or None when HiGHS
-    reports no optimum.
+    this way, with the same prices to 1e-15.
+
+    ``terms`` (B, c, gamma * w, current term prices) adds the penalty: per
+    term a free column z_p = B_p (base + x) - c_p (an equality row) and a
+    cost column t_p >= gamma w_p z_p^2, held by tangent rows at the current
+    prices' z and 1, 4, ..., 4^6 contacts either side, then at the LP's z
+    until it lies within ``SETTLE_Z_TOL`` contacts of a tangent point
+    (HiGHS's QP solver, tried first, stalled on a 512-column window at 1M).
+    The term prices are the equality rows' duals, so the LP's choices are
+    the customers' at the bonuses -(lam A + nu B) (a breakpoint below its
+    segment's bonus taken, above it left, at it split), and nu is within
+    the tolerance of 2 gamma w z, the conjugate's maximiser. Returns (row
+    prices, term prices, the group contacts taken at each breakpoint when
+    ``exact``), or None when HiGHS reports no optimum.
     """
     import highspy
 
@@ -71,31 +87,67 @@ def _settle_lp(A, rhs, lam_max, base, bps, wts, sgs, S, exact, lo, hi):
         used = np.flatnonzero(weight > 0)
         cost, upper, cseg = total[used] / weight[used], weight[used], used // B
     nz = cseg.size
-    unit = np.maximum(np.abs(A).max(axis=1), 1e-300)                # rows scaled to coefficients ~1 for HiGHS
-    block = (A / unit[:, None])[:, cseg].T                          # column j holds segment cseg[j]'s coefficients
+    B, c, gw, nu_in = terms if terms is not None else (np.zeros((0, S)), np.zeros(0), np.zeros(0), np.zeros(0))
+    P = B.shape[0]
+    coef = np.vstack([A, B])
+    unit = np.maximum(np.abs(coef).max(axis=1), 1e-300)            # rows scaled to coefficients ~1 for HiGHS
+    block = (coef / unit[:, None])[:, cseg].T                       # column j holds segment cseg[j]'s coefficients
     col, row = np.nonzero(block)
-    start = np.concatenate([np.searchsorted(col, np.arange(nz)), col.size + np.arange(R + 1)]).astype(np.int32)
-    index = np.concatenate([row, np.arange(R)]).astype(np.int32)
-    value = np.concatenate([block[col, row], -np.ones(R)])          # slack r holds -1 on row r
+    # then one slack per row r (-1 on it); per term p a free column z'_p (-1 on row R + p: z_p in units of
+    # that row) and its cost t_p >= gamma w_p z_p^2 = a_p z'_p^2, kept by tangent rows (added below)
+    start = np.concatenate([np.searchsorted(col, np.arange(nz)), col.size + np.arange(R + P + 1),
+                            np.full(P, col.size + R + P)]).astype(np.int32)
+    index = np.concatenate([row, np.arange(R + P)]).astype(np.int32)
+    value = np.concatenate([block[col, row], -np.ones(R + P)])
     inf = highspy.kHighsInf
+    ncol = nz + R + 2 * P
     lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = nz + R, R
-    lp.col_cost_ = np.concatenate([cost, lam_max * unit])
-    lp.col_lower_ = np.zeros(nz + R)
-    lp.col_upper_ = np.concatenate([upper, np.full(R, inf)])
-    lp.row_lower_ = np.full(R, -inf)
-    lp.row_upper_ = (rhs - A @ base) / unit
+    lp.num_col_, lp.num_row_ = ncol, R + P
+    lp.col_cost_ = np.concatenate([cost, lam_max * unit[:R], np.zeros(P), np.ones(P)])
+    lp.col_lower_ = np.concatenate([np.zeros(nz + R), np.full(P, -inf), np.zeros(P)])
+    lp.col_upper_ = np.concatenate([upper, np.full(R + 2 * P, inf)])
+    eq = (c - B @ base) / unit[R:]
+    lp.row_lower_ = np.concatenate([np.full(R, -inf), eq])
+    lp.row_upper_ = np.concatenate([(rhs - A @ base) / unit[:R], eq])
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = start, index, value
-    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = nz + R, R
+    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = ncol, R + P
     h = quiet_highs()
     h.passModel(lp)
-    h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        return None
-    sol = h.getSolution()
-    lam = np.maximum(-np.asarray(sol.row_dual, dtype=np.float64) / unit, 0.0)
-    return lam, (np.asarray(sol.col_value, dtype=np.float64)[:nz] if exact else None)
+    a = gw * unit[R:] ** 2
+    zc, tc = nz + R + np.arange(P), nz + R + P + np.arange(P)
+
+    def tangents(d):        # a (2 d z' - d^2) <= t, rows scaled to coefficients ~1
+        slope = 2.0 * a * d
+        sc = np.maximum(np.abs(slope), 1.0)
+        h.addRows(P, np.full(P, -inf), a * d * d / sc, 2 * P, np.arange(0, 2 * P, 2, dtype=np.int32),
+                  np.column_stack([zc, tc]).ravel().astype(np.int32), np.column_stack([slope / sc, -1.0 / sc]).ravel())
+
+    points = []
+    if P:       # at the current prices' z and 1, 4, ..., 4^6 contacts on either side
+        d0 = nu_in / (2.0 * gw * unit[R:])
+        for off in np.concatenate([[0.0], 4.0 ** np.arange(7), -(4.0 ** np.arange(7))]):
+            tangents(d0 + off)
+            points.append(d0 + off)
+    tol = SETTLE_Z_TOL if exact else 100.0 * SETTLE_Z_TOL       # coarse LPs only place the window
+    for _ in range(SETTLE_TANGENTS if P else 1):
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        sol = h.getSolution()
+        x = np.asarray(sol.col_value, dtype=np.float64)
+        if not P:
+            break
+        z = x[zc]
+        # the tangents' maximum is within a tol^2 of a z^2 near a tangent point: stop when z is that near one
+        if (np.abs(np.asarray(points) - z).min(axis=0) <= tol).all():
+            break
+        tangents(z)
+        points.append(z)
+    duals = -np.asarray(sol.row_dual, dtype=np.float64)[:R + P] / unit
+    # the term prices are the eq rows' duals: a slope of the tangents' maximum at z, so the LP's choices
+    # are the customers' at the bonuses -(lam A + nu B); within the tolerance above, nu = 2 gamma w z
+    return np.maximum(duals[:R], 0.0), duals[R:], (x[:nz] if exact else None)
 
 
 def _window(found, lo, hi, S):
@@ -329,8 +381,27 @@ class DualData:
         return bool(SETTLE_ROWS and getattr(self, "_settle_here", True) and self.n_rows and f is not None
                     and (f.row_channels == f.row_channels[0]).all() and f.row_channels[0].any())
 
+    def settles_terms(self) -> bool:
+        """Does :meth:`settled` price the penalty terms too (all count the same channels, those of any rows)?"""
+        f = self.fair
+        if not (SETTLE_TERMS and getattr(self, "_settle_here", True) and self.n_terms and f is not None
+                and self.n >= SETTLE_TERMS_FROM):
+            return False
+        chans = f.pen_channels[:self.n_terms]
+        same = bool((chans == chans[0]).all() and chans[0].any())
+        return same and (not self.n_rows or self.settles_rows() and bool((f.row_channels[0] == chans[0]).all()))
+
+    def settles(self) -> bool:
+        """Does :meth:`settled` replace :meth:`evaluate` (rows or penalty terms priced exactly)?"""
+        return self.settles_rows() or self.settles_terms()
+
+    def _settle_group(self) -> np.ndarray:
+        """(M,) the channels the settled rows / terms count."""
+        f = self.fair
+        return np.ascontiguousarray(f.row_channels[0] if self.settles_rows() else f.pen_channels[0])
+
     def settled(self, y: np.ndarray) -> tuple[np.ndarray, tuple]:
-        """The row prices that minimise L for y's other prices, and L there: (y*, evaluate(y*)).
+        """The row (and penalty) prices that minimise L for y's other prices, and L there: (y*, evaluate(y*)).
 
         With the capacity and budget prices fixed, a customer's optimum is
         max_g value[g] + g * theta, g its contacts on the rows' channels and
@@ -348,13 +419,22 @@ class DualData:
         (any row prices give a valid bound and cut); the level method then
         works on min over the row prices of L, and a recovery at y* starts
         from choices that already (nearly) meet the rows.
+
+        Penalty terms that count the same channels (:meth:`settles_terms`)
+        are settled with them: their prices shift the bonuses too, and the
+        LP becomes min breakpoint cost + sum gamma w z^2 over the window,
+        solved with tangents of z^2 (:func:`_settle_lp`). Their prices are
+        that LP's duals, so the cut's term part is (nearly) zero as well:
+        c + nu / (2 gamma w) - B x, nu within ``SETTLE_Z_TOL`` contacts of
+        2 gamma w z.
         """
         f = self.fair
         price, mu = self.prices(y)
         rows_y = y[self.i_rows:self.i_terms]
         _, terms = self.fairness_prices(y)
-        base_shift = np.ascontiguousarray(f.shift(np.zeros(self.n_rows), terms))
-        group = np.ascontiguousarray(f.row_channels[0])
+        with_terms = self.settles_terms()
+        base_shift = np.ascontiguousarray(f.shift(np.zeros(self.n_rows), np.zeros_like(terms) if with_terms else terms))
+        group = self._settle_group()
         codes = getattr(self, "_codes", None)
         if codes is None or codes.shape != (self.n, self.slots):
             codes = self._codes = np.empty((self.n, self.slots), dtype=np.int16)
@@ -364,6 +444,11 @@ class DualData:
         scale_rows = self.scale[self.i_rows:self.i_terms]
         lam_max = self.box[self.i_rows:self.i_terms] * scale_rows
         theta_in = -(rows_y * scale_rows) @ A
+        pen = None
+        if with_terms:      # the penalty's z_p = B_p x - c_p; its price nu_p shifts segment s by nu_p B[p, s]
+            B = f.pen_coef[:self.n_terms]
+            pen = (B, self.pen_const, self.gamma * self.term_weight, terms)
+            theta_in = theta_in - terms @ B
         w_min = SETTLE_WIDTH * max(float(self.max_u.max()), 1e-9)
         width = getattr(self, "_settle_width", None)
         if width is None or width.shape != (S,):
@@ -389,7 +474,7 @@ class DualData:
             return cap
 
         cap = patterns(theta_in + SETTLE_CAP * width)
-        lam = taken = window = theta = None
+        lam = nu = taken = window = theta = None
         stage, narrow, found = 0, width, None
         for _ in range(4 * SETTLE_TRIES):
             if found is None:                       # the coarse window and its breakpoints
@@ -404,10 +489,10 @@ class DualData:
                 lo2, hi2 = np.maximum(theta - narrow, lo), np.minimum(theta + narrow, hi)
                 sub = _window(found, lo2, hi2, S)
             exact = stage > 0 and sub[1].size <= SETTLE_EXACT
-            out = _settle_lp(A, self.row_rhs, lam_max, *sub[:4], S, exact=exact, lo=lo2, hi=hi2)
+            out = _settle_lp(A, self.row_rhs, lam_max, *sub[:4], S, exact=exact, lo=lo2, hi=hi2, terms=pen)
             if out is None:
                 break
-            theta2 = -out[0] @ A
+            theta2 = -out[0] @ A - (out[1] @ pen[0] if with_terms else 0.0)
             escaped = (theta2 <= lo) | (theta2 >= hi)
             if escaped.any():                       # beyond the coarse window: widen it
                 width = np.where(escaped, width * 4.0, width)
@@ -417,9 +502,9 @@ class DualData:
             if stage and missed.any():              # a coarse bucket was wide: widen the narrow window
                 narrow = np.where(missed, narrow * 4.0, narrow)
                 continue
-            lam, theta = out[0], theta2
+            lam, nu, theta = out[0], out[1], theta2
             if exact:
-                taken, window = out[1], sub
+                taken, window = out[2], sub
                 break
             stage = 1
             narrow = narrow / 16.0
@@ -430,6 +515,11 @@ class DualData:
         ys[self.i_rows:self.i_terms] = np.clip(lam / scale_rows, self.lower[self.i_rows:self.i_terms],
                                               self.box[self.i_rows:self.i_terms])
         theta = -(ys[self.i_rows:self.i_terms] * scale_rows) @ A
+        if with_terms:
+            ys[self.i_terms:] = np.clip(nu / self.scale[self.i_terms:], self.lower[self.i_terms:], self.box[self.i_terms:])
+            if not np.array_equal(ys[self.i_terms:] * self.scale[self.i_terms:], nu):
+                taken = None        # clipped to the box: the LP's split choices are not the customers' there
+            theta = theta - (ys[self.i_terms:] * self.scale[self.i_terms:]) @ pen[0]
         mov_codes = np.empty((who.size, self.slots), dtype=np.int16)
         sums, usage, seg_usage = K.settle_patterns(value, pcodes, seg_m, theta, self.M, self.T, CHUNK, mov_codes)
         usage, seg_usage = usage + fixed[1], seg_usage + fixed[2]
@@ -456,7 +546,7 @@ class DualData:
         seg_usage = seg_usage.astype(np.float64)
         full = taken >= wts - 1e-9
         none = taken <= 1e-9
-        group = self.fair.row_channels[0]
+        group = self._settle_group()
         chosen = np.where(codes[who] >= 0, group[np.maximum(codes[who], 0) // T], False).sum(axis=1)
         order = np.argsort(bps, kind="stable")
         for j in order:

@@ -10,6 +10,7 @@ from formulations.lagrangian import dual_function
 from optimizer import InputError, solve, verify
 from optimizer.frontier import fairness_frontier
 from solvers.dual import DualData
+from solvers.dual_data import SETTLE_Z_TOL
 from tests.fairness_helpers import unfair_problem
 
 BOUNDS = {
@@ -460,19 +461,16 @@ def test_group_patterns_match_the_plain_dp_at_every_bonus(seed):
         np.testing.assert_array_equal(seg_used.sum(axis=0), used.sum(axis=1))
 
 
-def _min_over_row_prices_lp(problem, data, y):
-    """min over row prices of L at y's other prices, by LP duality over every customer's patterns (brute force)."""
+def _patterns(problem, data, y, group):
+    """Every customer's patterns at y's prices (brute force): (customer x pattern membership, values,
+    segment x pattern group contacts, the prices' constant part of L)."""
     from itertools import combinations, product
-
-    from scipy.optimize import linprog
 
     price, mu = data.prices(y)
     shift = data.shift(y)
     n, M, T = problem.shape
-    f = data.fair
-    group = f.row_channels[0]
     ok = data.cell_ok[None] & ((data.u > 0) | (data.neg_ok[None, :, None] & np.isfinite(data.u)))
-    cols, rows_i, values, counts = [], [], [], []
+    rows_i, values, counts = [], [], []
     for i in range(n):
         s = data.seg[i]
         for k in range(int(data.limits[0] if data.limits.size == 1 else data.limits[i]) + 1):
@@ -487,15 +485,42 @@ def _min_over_row_prices_lp(problem, data, y):
                     rows_i.append(i)
                     values.append(v)
                     counts.append((s, sum(group[m] for m in chans)))
+    constant = float((price * data.capacity).sum()) + (mu * data.budget if data.has_budget_price else 0.0)
     nv = len(values)
-    a_eq = np.zeros((n, nv))
-    a_eq[rows_i, np.arange(nv)] = 1.0
-    a_ub = np.zeros((f.n_rows, nv))
+    member = np.zeros((n, nv))
+    member[rows_i, np.arange(nv)] = 1.0
+    seg_count = np.zeros((data.n_segments, nv))
     for j, (s, c) in enumerate(counts):
-        a_ub[:, j] = f.row_coef[:, s] * c
-    res = linprog(-np.asarray(values), A_ub=a_ub, b_ub=data.row_rhs, A_eq=a_eq, b_eq=np.ones(n), method="highs")
+        seg_count[s, j] = c
+    return member, np.asarray(values), seg_count, constant
+
+
+def _min_over_row_prices_lp(problem, data, y):
+    """min over row prices of L at y's other prices, by LP duality over every customer's patterns (brute force)."""
+    from scipy.optimize import linprog
+
+    f = data.fair
+    member, values, seg_count, constant = _patterns(problem, data, y, f.row_channels[0])
+    res = linprog(-values, A_ub=f.row_coef @ seg_count, b_ub=data.row_rhs, A_eq=member, b_eq=np.ones(member.shape[0]),
+                  method="highs")
     assert res.status == 0
-    return -res.fun + float((price * data.capacity).sum()) + (mu * data.budget if data.has_budget_price else 0.0)
+    return -res.fun + constant
+
+
+def _min_over_term_prices_qp(problem, data, y):
+    """min over penalty prices of L at y's other prices: by conjugate duality, the concave QP
+    max sum value * lambda - gamma sum_p w_p z_p^2 over every customer's convex mix of patterns (CVXPY)."""
+    import cvxpy as cp
+
+    f = data.fair
+    y0 = np.array(y, dtype=np.float64)
+    y0[data.i_terms:] = 0.0                     # the patterns' values without the term prices
+    member, values, seg_count, constant = _patterns(problem, data, y0, f.pen_channels[0])
+    lam = cp.Variable(values.size, nonneg=True)
+    z = f.pen_coef[:data.n_terms] @ (seg_count @ lam) - data.pen_const
+    objective = cp.Maximize(values @ lam - data.gamma * cp.sum(cp.multiply(data.term_weight, cp.square(z))))
+    value = cp.Problem(objective, [member @ lam == 1]).solve(solver=cp.CLARABEL)
+    return value + constant
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -517,3 +542,55 @@ def test_settled_row_prices_minimise_the_dual_exactly(seed):
     for _ in range(20):
         z = np.clip(ys + rng.normal(0.0, 0.01, ys.size), data.lower, data.box)
         assert data.evaluate(z)[0] >= f + g @ (z - ys) - 1e-7 * abs(f)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_settled_penalty_prices_minimise_the_dual_exactly(seed, monkeypatch):
+    """DualData.settled with a fairness penalty: L at its term prices equals min over them (QP over all
+    patterns), the cut's term part is (nearly) zero, and the cut is valid."""
+    monkeypatch.setattr("solvers.dual_data.SETTLE_TERMS_FROM", 0)
+    problem = unfair_problem(seed, n=40, fairness_penalty=200.0, fairness_channels=["ch1"]).replace(
+        max_contacts=2, min_gap_days=2)
+    data = DualData(problem)
+    assert data.settles_terms() and not data.settles_rows()
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(data.lower, data.box) * 0.05
+    y[data.i_terms:] = rng.uniform(-0.5, 0.5, data.n_terms)         # far from the settled prices
+    ys, (f, g, _, _) = data.settled(y)
+    assert f == pytest.approx(_min_over_term_prices_qp(problem, data, y), rel=1e-7)
+    assert f == pytest.approx(data.evaluate(ys)[0], rel=1e-12)
+    np.testing.assert_array_equal(ys[:data.i_terms], y[:data.i_terms])      # other prices untouched
+    assert not np.allclose(ys[data.i_terms:], y[data.i_terms:])
+    # the term part of the cut: c + nu / (2 gamma w) - B x, within the tangents' tolerance of zero
+    grad = g[data.i_terms:] / data.scale[data.i_terms:]
+    step = np.abs(data.fair.pen_coef[:data.n_terms]).max(axis=1)          # z moved by one contact
+    assert np.all(np.abs(grad) <= 2 * step * SETTLE_Z_TOL + 1e-12)
+    for _ in range(20):
+        w = np.clip(ys + rng.normal(0.0, 0.01, ys.size), data.lower, data.box)
+        assert data.evaluate(w)[0] >= f + g @ (w - ys) - 1e-7 * abs(f)
+    # settled again from its own prices: the same point
+    ys2, (f2, _, _, _) = data.settled(ys)
+    assert f2 == pytest.approx(f, rel=1e-12)
+
+
+def test_penalty_on_other_channels_than_the_rows_keeps_the_bundle_pricing_it(monkeypatch):
+    """Rows on ch1 and a penalty on all channels: only the rows are settled; the solve still certifies its gap."""
+    monkeypatch.setattr("solvers.dual_data.SETTLE_TERMS_FROM", 0)
+    problem = unfair_problem(1, n=60, segment_bounds=BOUNDS["relative-min-ch1"], fairness_penalty=50.0)
+    data = DualData(problem)
+    assert data.settles_rows() and not data.settles_terms()
+    plan = solve(problem, method="dual", polish=False)
+    assert verify(problem, plan).ok and plan.bound >= plan.objective - 1e-9
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_settled_penalty_solve_agrees_with_the_bundle_priced_one(seed, monkeypatch):
+    """The same penalised instance with term prices settled and left to the bundle: both certify their gap
+    and the two plans' values lie within each other's bounds."""
+    problem = unfair_problem(seed, n=200, fairness_penalty=100.0, fairness_channels=["ch1"])
+    plain = solve(problem, method="dual", rel_gap=1e-3)
+    monkeypatch.setattr("solvers.dual_data.SETTLE_TERMS_FROM", 0)
+    settled = solve(problem, method="dual", rel_gap=1e-3)
+    for plan in (plain, settled):
+        assert verify(problem, plan).ok and plan.bound >= plan.objective - 1e-9
+    assert settled.objective <= plain.bound + 1e-9 and plain.objective <= settled.bound + 1e-9
