@@ -516,8 +516,9 @@ class DualData:
                                               self.box[self.i_rows:self.i_terms])
         theta = -(ys[self.i_rows:self.i_terms] * scale_rows) @ A
         if with_terms:
-            ys[self.i_terms:] = np.clip(nu / self.scale[self.i_terms:], self.lower[self.i_terms:], self.box[self.i_terms:])
-            if not np.array_equal(ys[self.i_terms:] * self.scale[self.i_terms:], nu):
+            nu_y = nu / self.scale[self.i_terms:]
+            ys[self.i_terms:] = np.clip(nu_y, self.lower[self.i_terms:], self.box[self.i_terms:])
+            if not np.array_equal(ys[self.i_terms:], nu_y):
                 taken = None        # clipped to the box: the LP's split choices are not the customers' there
             theta = theta - (ys[self.i_terms:] * self.scale[self.i_terms:]) @ pen[0]
         mov_codes = np.empty((who.size, self.slots), dtype=np.int16)

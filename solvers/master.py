@@ -71,7 +71,6 @@ class _BucketLP:
         self.Dn = D / unit
         self.unit = unit
         h = self.h = quiet_highs()      # no presolve: it took 5 of 5.4 s on a 43k-column master
-        self.solved = False
         none_i, none_v = np.zeros(0, np.int32), np.zeros(0)
         lower = np.full(nc, -inf)
         upper = rhs / unit[:nc]
@@ -120,10 +119,11 @@ class _BucketLP:
         """(x per LP column, row prices in the original units), or None without an optimum."""
         import highspy
 
-        # the first solve starts from the slack basis, where primal simplex is quicker (penalty master at 1M:
-        # 82-94 -> 25 ms); the re-solves after splits start from the last basis, which dual simplex keeps
-        self.h.setOptionValue("simplex_strategy", 1 if self.solved else 4)
-        self.solved = True
+        # dual simplex, the first (cold) solve too: 1M, seeds 1-12, the same iterations, in-process on an Intel
+        # Xeon machine: no fairness 31.3 -> 31.0 s, penalty gamma=1e7 50.5 -> 45.1, gamma=1000 39.2 -> 34.6, hard
+        # rows 47.3 -> 45.6 (primal simplex for the cold solve had measured 82-94 -> 25 ms per penalty master on
+        # an AMD EPYC machine, before the penalty's prices were settled)
+        self.h.setOptionValue("simplex_strategy", 1)
         self.h.run()
         if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
