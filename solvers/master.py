@@ -122,7 +122,8 @@ class _BucketLP:
         # dual simplex, the first (cold) solve too: 1M, seeds 1-12, the same iterations, in-process on an Intel
         # Xeon machine: no fairness 31.3 -> 31.0 s, penalty gamma=1e7 50.5 -> 45.1, gamma=1000 39.2 -> 34.6, hard
         # rows 47.3 -> 45.6 (primal simplex for the cold solve had measured 82-94 -> 25 ms per penalty master on
-        # an AMD EPYC machine, before the penalty's prices were settled)
+        # an AMD EPYC machine, before the penalty's prices were settled; the penalty pairs here ran with a
+        # since-fixed slip that dropped the settle's split choices at every point)
         self.h.setOptionValue("simplex_strategy", 1)
         self.h.run()
         if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
