@@ -583,14 +583,16 @@ def test_penalty_on_other_channels_than_the_rows_keeps_the_bundle_pricing_it(mon
     assert verify(problem, plan).ok and plan.bound >= plan.objective - 1e-9
 
 
-@pytest.mark.parametrize("seed", range(2))
-def test_settled_penalty_solve_agrees_with_the_bundle_priced_one(seed, monkeypatch):
-    """The same penalised instance with term prices settled and left to the bundle: both certify their gap
-    and the two plans' values lie within each other's bounds."""
-    problem = unfair_problem(seed, n=200, fairness_penalty=100.0, fairness_channels=["ch1"])
-    plain = solve(problem, method="dual", rel_gap=1e-3)
+@pytest.mark.parametrize("seed, rows", [(0, None), (1, None), (0, "relative-min-ch1")])
+def test_settled_penalty_solve_agrees_with_the_bundle_priced_one(seed, rows, monkeypatch):
+    """The same penalised instance (with or without hard rows on the same channel) with the term prices settled
+    and left to the bundle: both certify their gap and the two plans' values lie within each other's bounds."""
+    problem = unfair_problem(seed, n=200, fairness_penalty=100.0, fairness_channels=["ch1"],
+                             **({} if rows is None else dict(segment_bounds=BOUNDS[rows])))
+    plain = solve(problem, method="dual", rel_gap=1e-3, polish=False)
     monkeypatch.setattr("solvers.dual_data.SETTLE_TERMS_FROM", 0)
-    settled = solve(problem, method="dual", rel_gap=1e-3)
+    assert DualData(problem).settles_terms()
+    settled = solve(problem, method="dual", rel_gap=1e-3, polish=False)
     for plan in (plain, settled):
         assert verify(problem, plan).ok and plan.bound >= plan.objective - 1e-9
     assert settled.objective <= plain.bound + 1e-9 and plain.objective <= settled.bound + 1e-9
