@@ -80,7 +80,7 @@ def variants(inst, gammas) -> list:
     return [("no fairness", base)] + [
         (f"penalty γ={gamma:g} on call rates", base.replace(segment=labels, fairness_penalty=gamma,
                                                             fairness_channels=["call"]))
-        for gamma in ([gammas] if np.ndim(gammas) == 0 else gammas)] + [
+        for gamma in gammas] + [
         ("hard: call rate ≥ 0.8 × overall, every segment",
          base.replace(segment=labels, segment_bounds=[dict(channel="call", min_rate=0.8, relative=True)])),
     ]

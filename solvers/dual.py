@@ -69,9 +69,9 @@ RECOVER_NEAR = 10     # recover at every new best price once the dual interval i
 RECOVER_EVERY = 10    # ... and at least every this many iterations before
 MASTER_MIN_POINTS = 4  # recoveries mix the choices of the recent points (solvers.master) once this many are kept ...
 MASTER_EVERY = 5      # ... at least every this many iterations (and once the dual interval is near) ...
-MASTER_EVERY_ROWS = 4  # ... or this many with settled fairness prices (1M, hard rows, seeds 1-12: 107 -> 98 iterations,
-#                        22.6 -> 21.6 s; seeds 13-24: 138 -> 125, 28.0 -> 26.5 s. Without rows no gain: seeds 1-12
-#                        121 -> 109 iterations in 13.7 s both, seeds 13-24 13.5 -> 14.6 s, 10M 12.8 -> 15.0 s)
+MASTER_EVERY_SETTLED = 4  # ... or this many with settled fairness prices (1M, hard rows, seeds 1-12: 107 -> 98 iterations,
+#                            22.6 -> 21.6 s; seeds 13-24: 138 -> 125, 28.0 -> 26.5 s. Without rows no gain: seeds 1-12
+#                            121 -> 109 iterations in 13.7 s both, seeds 13-24 13.5 -> 14.6 s, 10M 12.8 -> 15.0 s)
 MASTER_AGAIN = 0.5    # ... and as soon as the bound has closed this share of the gap left at the last one
 DUAL_CLOSED = 0.01    # dual interval, relative to rel_gap, at which the dual counts as solved
 MAX_LEVEL_TRIES = 60  # level lowerings per iteration before giving up
@@ -205,7 +205,7 @@ def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float |
         near = dual_gap <= RECOVER_NEAR * rel_gap
         mixing = master and isinstance(plan, PlanCodes) and data.master_points() >= MASTER_MIN_POINTS
         if mixing:      # master recoveries (solvers.master), also at the same best prices: new points, new choices
-            due = (it - master_at[1] >= (MASTER_EVERY_ROWS if settle else MASTER_EVERY) or (near and not mastered)
+            due = (it - master_at[1] >= (MASTER_EVERY_SETTLED if settle else MASTER_EVERY) or (near and not mastered)
                    or (mastered and best_f <= master_at[0] - MASTER_AGAIN * (master_at[0] - objective)))
         else:
             due = recovered_y is not best_y and (recovered_y is None or near or it % RECOVER_EVERY == 0)

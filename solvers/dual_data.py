@@ -73,7 +73,7 @@ def _settle_lp(A, rhs, lam_max, base, bps, wts, sgs, S, exact, lo, hi, terms=Non
     """
     import highspy
 
-    from solvers.highs_direct import quiet_highs
+    from solvers.highs_direct import add_tangent_rows, quiet_highs
 
     R = A.shape[0]
     if exact:
@@ -117,11 +117,8 @@ def _settle_lp(A, rhs, lam_max, base, bps, wts, sgs, S, exact, lo, hi, terms=Non
     a = gw * unit[R:] ** 2
     zc, tc = nz + R + np.arange(P), nz + R + P + np.arange(P)
 
-    def tangents(d):        # a (2 d z' - d^2) <= t, rows scaled to coefficients ~1
-        slope = 2.0 * a * d
-        sc = np.maximum(np.abs(slope), 1.0)
-        h.addRows(P, np.full(P, -inf), a * d * d / sc, 2 * P, np.arange(0, 2 * P, 2, dtype=np.int32),
-                  np.column_stack([zc, tc]).ravel().astype(np.int32), np.column_stack([slope / sc, -1.0 / sc]).ravel())
+    def tangents(d):        # a (2 d z' - d^2) <= t
+        add_tangent_rows(h, zc, tc, 2.0 * a * d, a * d * d)
 
     points = []
     if P:       # at the current prices' z and 1, 4, ..., 4^6 contacts on either side
@@ -525,12 +522,12 @@ class DualData:
         sums, usage, seg_usage = K.settle_patterns(value, pcodes, seg_m, theta, self.M, self.T, CHUNK, mov_codes)
         usage, seg_usage = usage + fixed[1], seg_usage + fixed[2]
         if taken is not None:
-            usage, seg_usage = self._follow_lp(mov_codes, pcodes, seg_m, window, taken, usage, seg_usage)
+            usage, seg_usage = self._follow_lp(mov_codes, pcodes, seg_m, group, window, taken, usage, seg_usage)
         codes[who] = mov_codes
         self._codes_y = ys.copy()
         return ys, self.combine(ys, fixed[0] + float(np.sum(sums)), usage, seg_usage)
 
-    def _follow_lp(self, codes, pcodes, seg_m, window, taken, usage, seg_usage):
+    def _follow_lp(self, codes, pcodes, seg_m, group, window, taken, usage, seg_usage):
         """Make the choices at the window's breakpoints those of the exact LP (see :meth:`settled`).
 
         The customers' optima at the LP's bonuses agree with the LP except at
@@ -539,7 +536,8 @@ class DualData:
         then a subgradient whose row part is zero on every priced row, so
         the level method's cuts do not pull the row prices (which
         :meth:`settled` sets anyway). Rows of ``codes``, ``pcodes`` and
-        ``seg_m`` are the movable customers of :meth:`settled`.
+        ``seg_m`` are the movable customers of :meth:`settled`; ``group`` the
+        channels it settles.
         """
         _, bps, wts, sgs, who, frm = window
         T = self.T
@@ -547,7 +545,6 @@ class DualData:
         seg_usage = seg_usage.astype(np.float64)
         full = taken >= wts - 1e-9
         none = taken <= 1e-9
-        group = self._settle_group()
         chosen = np.where(codes[who] >= 0, group[np.maximum(codes[who], 0) // T], False).sum(axis=1)
         order = np.argsort(bps, kind="stable")
         for j in order:

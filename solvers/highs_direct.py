@@ -102,6 +102,18 @@ def quiet_highs():
     return h
 
 
+def add_tangent_rows(h, e_cols, t_cols, slope, rhs) -> None:
+    """Rows ``slope[r] * x[e_cols[r]] - x[t_cols[r]] <= rhs[r]`` (tangent cuts t >= slope e - rhs), each divided
+    by max(|slope|, 1) so that its coefficients are about 1 for HiGHS."""
+    import highspy
+
+    k = slope.size
+    sc = np.maximum(np.abs(slope), 1.0)
+    h.addRows(k, np.full(k, -highspy.kHighsInf), rhs / sc, 2 * k, np.arange(0, 2 * k, 2, dtype=np.int32),
+              np.column_stack([np.broadcast_to(e_cols, k), np.broadcast_to(t_cols, k)]).ravel().astype(np.int32),
+              np.column_stack([slope / sc, -1.0 / sc]).ravel())
+
+
 def new_highs(options: SolveOptions):
     """A ``Highs`` instance with the shared options applied."""
     import highspy

@@ -63,7 +63,7 @@ class _BucketLP:
     def __init__(self, D: np.ndarray, rhs: np.ndarray, penalty: float, terms=None) -> None:
         import highspy
 
-        from solvers.highs_direct import quiet_highs
+        from solvers.highs_direct import add_tangent_rows, quiet_highs
 
         inf = highspy.kHighsInf
         nc = rhs.size                                   # coupling rows (<=); then one equality row per term
@@ -90,15 +90,9 @@ class _BucketLP:
             h.addCols(P, np.ones(P), np.zeros(P), np.full(P, inf), 0, np.zeros(P, np.int32), none_i, none_v)
             self.n_cols += 2 * P
             gw = terms["gamma"] * terms["weight"]
-            for p in range(P):
+            for p in range(P):      # gamma w (2 d z - d^2) <= t_p at the points d, z = unit * e_p
                 d = terms["points"][p]
-                slope = 2.0 * gw[p] * d * unit[nc + p]
-                scale = np.maximum(np.abs(slope), 1.0)
-                k = d.size
-                e_col, t_col = nc + p, nc + P + p          # column indices
-                h.addRows(k, np.full(k, -inf), gw[p] * d * d / scale, 2 * k, np.arange(0, 2 * k, 2, dtype=np.int32),
-                          np.column_stack([np.full(k, e_col), np.full(k, t_col)]).ravel().astype(np.int32),
-                          np.column_stack([slope / scale, -1.0 / scale]).ravel())
+                add_tangent_rows(h, nc + p, nc + P + p, 2.0 * gw[p] * d * unit[nc + p], gw[p] * d * d)
 
     def add(self, groups: np.ndarray, gain: np.ndarray, upper: np.ndarray) -> np.ndarray:
         """Columns for buckets of these groups; returns their LP indices."""
