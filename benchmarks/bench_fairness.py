@@ -17,10 +17,11 @@ and the time of one solve depends on that seed about as much as on fairness: on 
 as long (within 1.5x on 8 of 12; 2026-11-29, see docs/fairness.md). So each row is the median
 over several sample seeds (``--sample-seeds``, default 0,1,2), and a control row solves the
 no-fairness problem again with as many other seeds: its "× no fairness" is the same solver
-on the same instance, what is left of the run-to-run spread. Writes ``benchmarks/fairness.md``.
+on the same instance, what is left of the run-to-run spread. Writes ``benchmarks/fairness.md``
+(``--out``).
 
     python benchmarks/bench_fairness.py [--customers 1000000] [--gammas 1000,1e7] [--seeds 1,2,...,12]
-                                        [--sample-seeds 0,1,2] [--no-control]
+                                        [--sample-seeds 0,1,2] [--no-control] [--out benchmarks/fairness.md]
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ def main() -> None:
     ap.add_argument("--sample-seeds", type=seed_list, default=",".join(map(str, SAMPLE_SEEDS)),
                     help="seeds of the dual's starting-price sample; each row is the median over them")
     ap.add_argument("--no-control", action="store_true", help="skip the control rows")
+    ap.add_argument("--out", type=Path, default=HERE / "fairness.md", help="the markdown table written")
     args = ap.parse_args()
     if len(set(args.sample_seeds)) < len(args.sample_seeds):
         ap.error(f"argument --sample-seeds: expected distinct seeds, got {','.join(map(str, args.sample_seeds))}")
@@ -176,7 +178,7 @@ def main() -> None:
                "left of the solve's own run-to-run spread after taking medians.\n\n" if control else "\n\n")
             + text_table(["seed", "variant", "status", "wall s (median)", "× no fairness", "spread s", "iterations",
                           "objective", "bound", "worst gap", "Ψ", "verify ok"], rows) + "\n\n" + verdict(rows))
-    write_text(text, HERE / "fairness.md")
+    write_text(text, args.out)
     print(text)
 
 

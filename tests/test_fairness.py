@@ -596,3 +596,36 @@ def test_settled_penalty_solve_agrees_with_the_bundle_priced_one(seed, rows, mon
     for plan in (plain, settled):
         assert verify(problem, plan).ok and plan.bound >= plan.objective - 1e-9
     assert settled.objective <= plain.bound + 1e-9 and plain.objective <= settled.bound + 1e-9
+
+
+@pytest.mark.parametrize("budget_left", [0.0, 0.05, 0.5, 3.0, 1e9])
+def test_free_channel_fill_skips_only_rounds_that_could_add_nothing(budget_left):
+    """The fill stops before a pass when no free cell with room is affordable: same plan as running every round."""
+    problem = unfair_problem(2, n=80, segment_bounds=BOUNDS["relative-min-ch1"])
+    data = DualData(problem)
+    y = np.random.default_rng(2).uniform(data.lower, data.box) * 0.05
+    price, mu = data.prices(y)
+    codes = data.choices(y)
+    codes[::3] = -1                                         # leave room on every channel
+    usage, spend = data._usage(codes)
+    leftover = (np.floor(data.capacity).ravel().astype(np.int64) - usage).reshape(data.M, data.T)
+    assert data.counted_channels().any() and not data.counted_channels().all()
+
+    def every_round(codes, leftover, budget):
+        target = np.where(data.counted_channels()[None, :], np.inf, data.shift(y))
+        for _ in range(2):
+            added, budget = data._add_best(codes, price, mu * data.cost, target, np.zeros(data.M, dtype=bool),
+                                           leftover, budget, positive=False)
+            if added == 0:
+                break
+        return budget
+
+    ref_codes, ref_left = codes.copy(), leftover.copy()
+    ref_budget = every_round(ref_codes, ref_left, budget_left)
+    got_left = leftover.copy()
+    got_budget = data._fill_free_channels(codes, price, mu * data.cost, data.shift(y), got_left, budget_left, rounds=2)
+    np.testing.assert_array_equal(codes, ref_codes)
+    np.testing.assert_array_equal(got_left, ref_left)
+    assert got_budget == ref_budget
+    if budget_left < data.cost.min():
+        assert got_budget == budget_left                    # nothing affordable: nothing added
