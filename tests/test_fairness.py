@@ -607,7 +607,7 @@ def test_free_channel_fill_skips_only_rounds_that_could_add_nothing(budget_left)
     price, mu = data.prices(y)
     codes = data.choices(y)
     codes[::3] = -1                                         # leave room on every channel
-    usage, spend = data._usage(codes)
+    usage, _ = data._usage(codes)
     leftover = (np.floor(data.capacity).ravel().astype(np.int64) - usage).reshape(data.M, data.T)
     assert data.counted_channels().any() and not data.counted_channels().all()
 
