@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from optimizer import solve, verify
+from optimizer import InputError, solve, verify
 from optimizer.bench.report import machine_line, text_table
 from optimizer.bench.runner import machine_info
 from optimizer.generate import SEGMENTS, generate_problem
-from optimizer.io import write_text
+from optimizer.io import check_output_path, write_text
 
 HERE = Path(__file__).resolve().parent
 SAMPLE_SEEDS = (0, 1, 2)     # each row: the median over these seeds of the starting-price sample
@@ -130,6 +130,10 @@ def main() -> None:
     ap.add_argument("--no-control", action="store_true", help="skip the control rows")
     ap.add_argument("--out", type=Path, default=HERE / "fairness.md", help="the markdown table written")
     args = ap.parse_args()
+    try:                                # before the minutes of solving, not when the table is written
+        check_output_path(args.out, "--out", suffixes=(".md",))
+    except InputError as exc:
+        ap.error(str(exc))
     if len(set(args.sample_seeds)) < len(args.sample_seeds):
         ap.error(f"argument --sample-seeds: expected distinct seeds, got {','.join(map(str, args.sample_seeds))}")
     seeds, sample_seeds = args.seeds, args.sample_seeds
