@@ -79,7 +79,13 @@ STALL_ITERATIONS = 60  # stop when neither bound nor plan improved by rel_gap/10
 PARALLEL_FROM = 4_096  # customers from which the kernels run on several threads (10k: 2.1 -> 1.4 ms per evaluation)
 SAMPLE_FROM = 200_000  # customers from which starting prices come from a sample
 SAMPLE_MIN = 20_000    # customers in that sample (at least) ...
-SAMPLE_SHARE = 50      # ... or 1/50 of the customers
+SAMPLE_SHARE = 25      # ... or 1/25 of the customers (1M: 40,000), at most SAMPLE_MAX. 1/50 before: interleaved A/B,
+#                        1M `weekly` seeds 1-24 x sample seeds 0-2 (72 solves each), full iterations and seconds in all:
+#                        no fairness 785 -> 700, 184.5 -> 182.8 s; penalty gamma=1e7 852 -> 674, 268.6 -> 235.0 s; hard
+#                        rows 796 -> 662, 308.2 -> 295.1 s. A 40,000 sample at 200k (seeds 1-6 x 0-2) was slower
+#                        (10.0 -> 12.5 s, 22.9 -> 24.8, 28.3 -> 35.0), hence a share, not a larger minimum
+SAMPLE_MAX = 200_000   # 10M customers keep the 200,000 sample of their benchmark (400,000 there, weekly seed 1,
+#                        sample seeds 0 and 1: 36.0 and 19.0 s against 21.7 and 23.6 s: no gain shown)
 SAMPLE_GAP = 5e-4      # dual interval at which the sample stage stops (1M, six seeds, 1e-3 -> 5e-4: no fairness
 #                        9.8 -> 7.9 s in all, penalty 10.3 -> 9.3, hard rows 15.0 -> 13.4; 2.5e-4: 7.4 and 14.5)
 GUESS_FACTOR = 2.0     # the full stage expects min L within this many times the sample's dual interval
@@ -134,6 +140,11 @@ class LoopResult:
     iterations: int
     cuts: int
     history: list
+
+
+def default_sample_size(n: int) -> int:
+    """Customers in the sample whose prices start a solve of ``n`` customers (from ``SAMPLE_FROM``)."""
+    return min(max(SAMPLE_MIN, n // SAMPLE_SHARE), SAMPLE_MAX)
 
 
 def level_loop(data: DualData, y0: np.ndarray, rel_gap: float, deadline: float | None, max_iter: int,
@@ -414,7 +425,7 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
     clearing = options.warm_start is None and data.dim > 0 and options.extra.get("clearing_start", True)
     sample_iterations = 0
     guess = None
-    sample_size = int(options.extra.get("sample_size", max(SAMPLE_MIN, data.n // SAMPLE_SHARE)))
+    sample_size = int(options.extra.get("sample_size", default_sample_size(data.n)))
     use_sample = (options.warm_start is None and data.dim > 0 and options.extra.get("sample", True)
                   and data.n >= SAMPLE_FROM and sample_size < data.n)
     try:

@@ -217,6 +217,31 @@ def test_a_reached_level_estimate_is_dropped():
     assert guessed.best_f == pytest.approx(plain.best_f, rel=1e-4)
 
 
+@pytest.mark.parametrize("n, size", [(200_000, 20_000), (499_999, 20_000), (1_000_000, 40_000),
+                                     (2_000_000, 80_000), (10_000_000, 200_000), (50_000_000, 200_000)])
+def test_default_sample_size(n, size):
+    """The sample stage's size: 1/25 of the customers, at least 20,000 and at most 200,000 (measured at 200k, 1M, 10M)."""
+    from solvers.dual import default_sample_size
+
+    assert default_sample_size(n) == size
+
+
+def test_sample_size_reaches_the_solve(monkeypatch):
+    """A solve from SAMPLE_FROM customers starts from a sample of default_sample_size customers."""
+    import solvers.dual as dual
+    from optimizer.generate import generate_problem
+
+    monkeypatch.setattr(dual, "SAMPLE_FROM", 2000)
+    monkeypatch.setattr(dual, "SAMPLE_MIN", 300)
+    monkeypatch.setattr(dual, "SAMPLE_SHARE", 5)
+    monkeypatch.setattr(dual, "SAMPLE_MAX", 500)
+    big = solve(generate_problem(4000, seed=1).problem, method="dual")
+    assert big.info["sample_size"] == 500 and big.info["sample_iterations"] > 0
+    small = solve(generate_problem(2000, seed=1).problem, method="dual")
+    assert small.info["sample_size"] == 400
+    assert big.bound >= big.objective and small.bound >= small.objective
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_least_distance_projection_matches_cvxpy(seed):
     """The bundle's NNLS projection onto {G y <= b, box} against CVXPY; an empty set is reported as None."""
