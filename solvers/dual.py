@@ -29,7 +29,8 @@ min over the row prices of L. Measured at 1M customers, 8 segments, every
 call rate >= 0.8 x the overall one, seeds 1-4 (with the recovery changes
 that go with it): 51, 51, 58, 58 -> 20, 27, 21, 20 iterations; settling
 only in the sample stage (tried, measured before the free-channel fill of
-the recovery) took 55, 48, 70, 47.
+the recovery) took 55, 48, 70, 47. The sample stage settles them as well
+(``SAMPLE_SETTLE`` in :mod:`solvers.dual_data`, where its measurements are).
 ``SETTLE_ROWS = False`` in :mod:`solvers.dual_data` turns it off.
 
 The prices of a quadratic fairness penalty are settled the same way when its
@@ -409,7 +410,10 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
     start = time.perf_counter()
     deadline = None if options.time_limit is None else start + options.time_limit
     max_iter = int(options.max_iter or MAX_ITER)
-    alpha = float(options.extra.get("level_alpha", 0.3))
+    alpha = options.extra.get("level_alpha", 0.3)
+    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, np.number)) or not 0 < alpha < 1:
+        raise InputError("level_alpha", f"expected a number between 0 and 1 (exclusive), got {alpha!r}")
+    alpha = float(alpha)
     display = _progress_display(options.verbose)
 
     def on_row(row: dict) -> None:
@@ -425,7 +429,10 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
     clearing = options.warm_start is None and data.dim > 0 and options.extra.get("clearing_start", True)
     sample_iterations = 0
     guess = None
-    sample_size = int(options.extra.get("sample_size", default_sample_size(data.n)))
+    sample_size = options.extra.get("sample_size", default_sample_size(data.n))
+    if isinstance(sample_size, (bool, np.bool_)) or not isinstance(sample_size, (int, np.integer)) or sample_size < 1:
+        raise InputError("sample_size", f"expected a positive whole number of customers, got {sample_size!r}")
+    sample_size = int(sample_size)
     use_sample = (options.warm_start is None and data.dim > 0 and options.extra.get("sample", True)
                   and data.n >= SAMPLE_FROM and sample_size < data.n)
     try:

@@ -27,8 +27,10 @@ SETTLE_ROWS = True    # price the segment rows exactly at every evaluation (Dual
 SETTLE_TERMS = True   # ... and the penalty terms' prices too, when they count the same channels, from
 SETTLE_TERMS_FROM = 200_000  # this many customers (gamma=1e7, seeds 1-2: 200k 1.7/2.1 -> 1.2/1.7 s, but 20k
 #                              2.8/3.6 -> 7.5/9.6 s: fewer iterations, yet the settle's LPs cost more than they save)
-SAMPLE_SETTLE = False  # ... but not on the sample that gives the starting prices: 1M, hard rows, six seeds
-#                        (with the master recovery): 17.8 -> 16.3 s in all, 23-30 -> 65-74 cheaper sample iterations
+SAMPLE_SETTLE = True   # ... and on the sample that gives the starting prices. Interleaved A/B, hard rows, sample
+#                        seeds 0-2, in all: 1M `weekly` seeds 1-12 173.1 -> 154.0 s (sample iterations 2,736 -> 1,025,
+#                        full 324 -> 326), seeds 13-24 158.0 -> 154.5 s; 200k seeds 1-6 29.1 -> 26.9 s. (With the
+#                        1/50 sample it had lost: six 1M seeds 16.3 -> 17.8 s, hence off before)
 SETTLE_WIDTH = 1e-3   # smallest half-width of its breakpoint window, relative to the largest utility
 SETTLE_TRIES = 6      # window enlargements before giving up (then the rows keep the given prices)
 SETTLE_EXACT = 2000   # breakpoints up to which the last LP prices each on its own (exact)

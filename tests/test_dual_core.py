@@ -242,6 +242,25 @@ def test_sample_size_reaches_the_solve(monkeypatch):
     assert big.bound >= big.objective and small.bound >= small.objective
 
 
+@pytest.mark.parametrize("option, value, expected", [
+    ("sample_size", "abc", "a positive whole number of customers"),
+    ("sample_size", -5, "a positive whole number of customers"),
+    ("sample_size", 2.5, "a positive whole number of customers"),
+    ("sample_size", True, "a positive whole number of customers"),
+    ("level_alpha", 0.0, "a number between 0 and 1 (exclusive)"),
+    ("level_alpha", 1.5, "a number between 0 and 1 (exclusive)"),
+    ("level_alpha", "x", "a number between 0 and 1 (exclusive)"),
+])
+def test_dual_options_are_checked(option, value, expected):
+    """The dual's own options get a one-line InputError naming the option (not a bare ValueError)."""
+    from formulations.errors import InputError
+
+    problem = random_problem(0, n=30)
+    with pytest.raises(InputError) as err:
+        solve(problem, method="dual", **{option: value})
+    assert str(err.value) == f"{option}: expected {expected}, got {value!r}"
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_least_distance_projection_matches_cvxpy(seed):
     """The bundle's NNLS projection onto {G y <= b, box} against CVXPY; an empty set is reported as None."""

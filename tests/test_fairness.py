@@ -545,6 +545,22 @@ def test_settled_row_prices_minimise_the_dual_exactly(seed):
 
 
 @pytest.mark.parametrize("seed", range(3))
+def test_the_sample_settles_its_row_prices_exactly(seed):
+    """The sample stage settles the rows too (dual_data.SAMPLE_SETTLE): on a subsample (capacities, budget and
+    row right-hand sides scaled to it) L at the settled row prices is min over row prices of the sample's L."""
+    from types import SimpleNamespace
+
+    problem, data, y = _settle_instance(seed)
+    sub = data.subsample(25, seed)
+    assert sub.settles_rows()
+    ys, (f, _, _, _) = sub.settled(y)
+    _, M, T = problem.shape
+    assert f == pytest.approx(_min_over_row_prices_lp(SimpleNamespace(shape=(sub.n, M, T)), sub, y),
+                              rel=1e-9, abs=1e-9)
+    assert f == pytest.approx(sub.evaluate(ys)[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
 def test_settled_penalty_prices_minimise_the_dual_exactly(seed, monkeypatch):
     """DualData.settled with a fairness penalty: L at its term prices equals min over them (QP over all
     patterns), the cut's term part is (nearly) zero, and the cut is valid."""
