@@ -59,8 +59,14 @@ def solve(problem: PlanningProblem, method: str = "auto", rel_gap: float = 1e-4,
         ``master=False`` (from 200,000 customers the in-process dual method
         also recovers plans through the master LP, which shards do not).
     **extra
-        Backend-specific options (dual: ``master=False`` keeps to the light
-        primal recovery, no restricted master LP).
+        Backend-specific options. Dual: ``master=False`` keeps to the light
+        primal recovery, no restricted master LP; ``sample_size`` (customers
+        in the sample whose prices start a solve from 200,000 customers;
+        default :func:`solvers.dual.default_sample_size`), ``sample=False``
+        starts without it; ``level_alpha`` (0 < a < 1, default 0.3) places
+        the level between the lower bound and the best value;
+        ``polish=False`` skips the exact MIP that closes a small hard-row
+        instance's gap.
 
     Returns
     -------
