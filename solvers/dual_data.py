@@ -29,8 +29,8 @@ SETTLE_TERMS_FROM = 200_000  # this many customers (gamma=1e7, seeds 1-2: 200k 1
 #                              2.8/3.6 -> 7.5/9.6 s: fewer iterations, yet the settle's LPs cost more than they save)
 SAMPLE_SETTLE = True   # ... and on the sample that gives the starting prices. Interleaved A/B, hard rows, sample
 #                        seeds 0-2, in all: 1M `weekly` seeds 1-12 173.1 -> 154.0 s (sample iterations 2,736 -> 1,025,
-#                        full 324 -> 326), seeds 13-24 158.0 -> 154.5 s; 200k seeds 1-6 29.1 -> 26.9 s. (With the
-#                        1/50 sample it had lost: six 1M seeds 16.3 -> 17.8 s, hence off before)
+#                        full 324 -> 326), seeds 13-24 158.0 -> 154.5 s and again 172.3 -> 168.1 s (full 338 -> 358);
+#                        200k seeds 1-6 29.1 -> 26.9 s. (With the 1/50 sample it had lost: six 1M seeds 16.3 -> 17.8 s)
 SETTLE_WIDTH = 1e-3   # smallest half-width of its breakpoint window, relative to the largest utility
 SETTLE_TRIES = 6      # window enlargements before giving up (then the rows keep the given prices)
 SETTLE_EXACT = 2000   # breakpoints up to which the last LP prices each on its own (exact)
