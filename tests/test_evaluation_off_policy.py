@@ -199,6 +199,13 @@ def test_properties(rows):
     assert 1.0 - 1e-9 <= ess <= len(r) + 1e-9
 
 
+def test_snips_with_tiny_weights_stays_in_the_reward_range():
+    """Hypothesis found it: a target propensity of 5e-324 made the weights denormal and SNIPS 1.5 for rewards 0, 1.375."""
+    res = off_policy_value([0.0, 1.375], [1.0, 0.5], [0.0, 5e-324], "snips")
+    assert res.value == 1.375
+    assert res.ess == 1.0
+
+
 def test_compare_estimators_table():
     x, a, r = draw_logs(9, 3000)
     p, q, m, d = columns(x, a, r)

@@ -311,11 +311,14 @@ def off_policy_value(rewards: Any, logging_propensity: Any, target_propensity: A
         value, se = float(phi.mean()), _mean_se(phi)
         ess = effective_sample_size(w)
     elif method == "snips":
-        total = float(w.sum())
-        value = float((w * r).sum() / total)
-        influence = w * (r - value) / (total / n)
+        # self-normalised, so free of the weights' scale: divided by the largest, tiny weights do not
+        # underflow (weights ~1e-323 had put the estimate outside the rewards' range)
+        u = w / float(w.max())
+        total = float(u.sum())
+        value = float((u * r).sum() / total)
+        influence = u * (r - value) / (total / n)
         se = float(np.sqrt((influence * influence).sum() / (n * max(n - 1, 1))))
-        phi, denominator = w * r, w
+        phi, denominator = u * r, u
         ess = effective_sample_size(w)
     elif method == "dm":
         phi = d
