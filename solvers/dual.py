@@ -56,6 +56,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from formulations._validate import integer_scalar
 from formulations.assignment import PlanningProblem
 from formulations.errors import InputError
 from solvers.base import SolveOptions, SolveResult, Status, Stopwatch, empty_indices, relative_gap
@@ -430,9 +431,7 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
     sample_iterations = 0
     guess = None
     sample_size = options.extra.get("sample_size", default_sample_size(data.n))
-    if isinstance(sample_size, (bool, np.bool_)) or not isinstance(sample_size, (int, np.integer)) or sample_size < 1:
-        raise InputError("sample_size", f"expected a positive whole number of customers, got {sample_size!r}")
-    sample_size = int(sample_size)
+    sample_size = integer_scalar("sample_size", sample_size, minimum=1)
     use_sample = (options.warm_start is None and data.dim > 0 and options.extra.get("sample", True)
                   and data.n >= SAMPLE_FROM and sample_size < data.n)
     try:

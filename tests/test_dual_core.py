@@ -243,10 +243,10 @@ def test_sample_size_reaches_the_solve(monkeypatch):
 
 
 @pytest.mark.parametrize("option, value, expected", [
-    ("sample_size", "abc", "a positive whole number of customers"),
-    ("sample_size", -5, "a positive whole number of customers"),
-    ("sample_size", 2.5, "a positive whole number of customers"),
-    ("sample_size", True, "a positive whole number of customers"),
+    ("sample_size", "abc", "an integer >= 1"),
+    ("sample_size", -5, "an integer >= 1"),
+    ("sample_size", 2.5, "an integer >= 1"),
+    ("sample_size", True, "an integer >= 1"),
     ("level_alpha", 0.0, "a number between 0 and 1 (exclusive)"),
     ("level_alpha", 1.5, "a number between 0 and 1 (exclusive)"),
     ("level_alpha", "x", "a number between 0 and 1 (exclusive)"),
