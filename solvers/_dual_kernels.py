@@ -1185,6 +1185,30 @@ def group_patterns(u, cell_ok, price, cost_price, limits, gap, chunk, seg, shift
     return part_sum, usage, seg_usage
 
 
+@parallel_kernel
+def pattern_values(u, price, cost_price, shift, seg, who, pcodes, value, chunk):
+    """Re-price the patterns ``pcodes`` (k, G + 1, slots) of customers ``who`` into ``value`` where it is finite."""
+    T = u.shape[2]
+    k_all, G1, slots = pcodes.shape
+    scalar_seg = seg.shape[0] == 1
+    n_chunks = (k_all + chunk - 1) // chunk
+    for c in prange(n_chunks):
+        for kk in range(c * chunk, min(k_all, (c + 1) * chunk)):
+            i = who[kk]
+            s_i = seg[0] if scalar_seg else seg[kk]
+            for g in range(G1):
+                if value[kk, g] == -np.inf:
+                    continue
+                v = 0.0
+                for q in range(slots):
+                    code = pcodes[kk, g, q]
+                    if code >= 0:
+                        m = code // T
+                        t = code - m * T
+                        v += np.float64(u[i, m, t]) - (price[m, t] + cost_price[m] + shift[s_i, m])
+                value[kk, g] = v
+
+
 @kernel
 def _hull_next(v, a):
     """From hull vertex ``a`` of the points (g, v[g]), the next upper-hull vertex (-1 at the end)."""

@@ -442,6 +442,7 @@ def run(data: DualData, options: SolveOptions, sw: Stopwatch, budget_given: bool
                                deadline, max_iter, alpha, prices_only=True)
             y0, sample_iterations = first.best_y, first.iterations
             guess = GUESS_FACTOR * (first.best_f - first.lower) / max(abs(first.best_f), 1e-300)
+            data.reprice_settles = True     # the full stage starts close: settles may re-price patterns
         elif clearing:
             y0 = data.clearing_start()
         result = level_loop(data, y0, options.rel_gap, deadline, max_iter, alpha, on_row, start,

@@ -318,6 +318,7 @@ class ShardedDual(DualData):
         sub.budget = None if self.budget is None else self.budget * share
         sub.problem = None
         sub._settle_here = SAMPLE_SETTLE
+        sub.reprice_settles, sub._last_patterns = False, None
         return sub
 
     def supports_master(self) -> bool:

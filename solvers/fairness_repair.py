@@ -66,7 +66,8 @@ def _rows_of_usage(data, usage) -> np.ndarray:
     return np.einsum("rs,sr->r", f.row_coef, usage @ f.row_channels.T.astype(np.float64))
 
 
-def swap_rows(data, codes, price, cost_price, shift, leftover, budget_left, rounds: int = 3) -> float:
+def swap_rows(data, codes, price, cost_price, shift, leftover, budget_left,
+              rounds: int = 3) -> tuple[float, np.ndarray | None]:
     """Bulk first stage of the repair: cheapest additions and same-cell swaps for the violated rows.
 
     Candidates: every customer of a segment some violated row favours gets
@@ -78,23 +79,24 @@ def swap_rows(data, codes, price, cost_price, shift, leftover, budget_left, roun
     :func:`solvers._dual_kernels.row_swaps` then takes the cheapest moves that
     lower the total violation without raising any row's own, so rows are not
     traded against each other. A few rounds, since a customer offers one
-    candidate per round. Returns the budget left; ``codes`` and ``leftover``
-    are updated in place.
+    candidate per round. Returns the budget left and the plan's row values
+    when no move followed their last count (else None: count them again);
+    ``codes`` and ``leftover`` are updated in place.
     """
     f = data.fair
     for _ in range(rounds):
         row_val = _plan_rows(data, codes)
         violated = row_val - data.row_rhs > TOL
         if not violated.any():
-            break
+            return budget_left, row_val
         favoured = (f.row_coef[violated] < 0).any(axis=0)
         if not favoured.any():
-            break
+            return budget_left, row_val
         moves, budget_left = _row_moves(data, codes, price, cost_price, shift, leftover, budget_left, row_val,
                                         favoured, f.row_channels[violated].any(axis=0), improve=False)
         if moves == 0:
-            break
-    return budget_left
+            return budget_left, row_val
+    return budget_left, None
 
 
 def give_back(data, codes, price, cost_price, shift, leftover, budget_left, rounds: int = 1) -> float:
@@ -176,9 +178,10 @@ def _contacts_short(data, row_val) -> int:
 def repair_rows(data, codes, price, cost_price, shift, leftover, budget_left) -> tuple[bool, float]:
     """Repair ``codes`` in place; returns (all rows satisfied, budget left)."""
     f = data.fair
-    budget_left = swap_rows(data, codes, price, cost_price, shift, leftover, budget_left)
+    budget_left, row_val = swap_rows(data, codes, price, cost_price, shift, leftover, budget_left)
     for _ in range(MAX_MOVES):
-        viol = _plan_rows(data, codes) - data.row_rhs
+        viol = (_plan_rows(data, codes) if row_val is None else row_val) - data.row_rhs
+        row_val = None
         r = int(np.argmax(viol))
         if viol[r] <= TOL:
             return True, budget_left

@@ -645,3 +645,84 @@ def test_free_channel_fill_skips_only_rounds_that_could_add_nothing(budget_left)
     assert got_budget == ref_budget
     if budget_left < data.cost.min():
         assert got_budget == budget_left                    # nothing affordable: nothing added
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pattern_values_reprice_the_group_patterns(seed):
+    """pattern_values: at the prices group_patterns ran at it gives back its values; at other prices each
+    pattern's worth summed contact by contact; no pattern where there was none."""
+    from solvers import _dual_kernels as K
+
+    _, data, y = _settle_instance(seed)
+    group = data.fair.row_channels[0].copy()
+    everyone = np.arange(data.n)
+    value = np.empty((data.n, data.slots + 1))
+    codes = np.empty((data.n, data.slots + 1, data.slots), dtype=np.int16)
+    plan = np.full((data.n, data.slots), -1, dtype=np.int16)
+    price, mu = data.prices(y)
+    base = data.shift(y)
+    K.group_patterns(data.u, data.cell_ok, price, mu * data.cost, data.limits, data.gap, 7, data.seg, base,
+                     data.neg_ok, group, everyone, value, codes, np.zeros(data.n_segments), plan)
+    again = value.copy()
+    K.pattern_values(data.u, price, mu * data.cost, base, data.seg, everyone, codes, again, 7)
+    np.testing.assert_allclose(again, value, rtol=1e-12, atol=1e-12)
+    y2 = np.clip(y + np.random.default_rng(seed).uniform(0.0, 0.05, y.size), data.lower, data.box)
+    y2[data.i_rows:data.i_terms] = 0.0
+    price2, mu2 = data.prices(y2)
+    shift2 = np.random.default_rng(seed).uniform(-0.1, 0.1, (data.n_segments, data.M))    # as penalty terms shift
+    moved = value.copy()
+    K.pattern_values(data.u, price2, mu2 * data.cost, shift2, data.seg, everyone, codes, moved, 7)
+    P2, _ = K.price_table(data.cell_ok, price2, mu2 * data.cost, shift2, data.neg_ok)
+    for i in range(data.n):
+        for g in range(data.slots + 1):
+            if np.isinf(value[i, g]):
+                assert np.isinf(moved[i, g])
+                continue
+            c = codes[i, g][codes[i, g] >= 0]
+            worth = sum(float(data.u[i, m, t]) - P2[data.seg[i], m, t] for m, t in zip(c // data.T, c % data.T))
+            assert moved[i, g] == pytest.approx(worth, abs=1e-12)
+    assert not np.allclose(moved[np.isfinite(moved)], value[np.isfinite(value)])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_repriced_settles_evaluate_exactly_and_refresh(seed, monkeypatch):
+    """With reprice_settles, settled() takes the last exact settle's patterns re-priced: L is still exactly
+    L at the prices it returns (never below min over row prices), other prices are untouched, and every
+    SETTLE_REPRICE + 1-th call settles exactly again."""
+    monkeypatch.setattr("solvers.dual_data.SETTLE_REPRICE", 2)
+    problem, data, y = _settle_instance(seed)
+    data.reprice_settles = True
+    rng = np.random.default_rng(seed)
+    for k in range(6):
+        z = np.clip(y + rng.uniform(0.0, 0.01, y.size), data.lower, data.box)
+        z[data.i_rows:data.i_terms] = 0.0           # (the brute force below reads the rows' shift from z)
+        zs, (f, _, _, _) = data.settled(z)
+        assert data._repriced == k % 3
+        np.testing.assert_array_equal(zs[:data.i_rows], z[:data.i_rows])
+        assert f == pytest.approx(data.evaluate(zs)[0], rel=1e-12)
+        best = _min_over_row_prices_lp(problem, data, z)
+        assert f >= best - 1e-9 * abs(best)
+        if k % 3 == 0:
+            assert f == pytest.approx(best, rel=1e-9, abs=1e-9)
+        else:
+            assert f <= best + 1e-2 * abs(best)
+
+
+def test_solve_after_a_sample_reprices_settles_and_certifies(monkeypatch):
+    """A sampled solve with hard rows re-prices patterns in its full stage and still certifies its gap."""
+    from solvers import _dual_kernels as K
+
+    calls = []
+    reprice = K.pattern_values
+
+    def counted(*args):
+        calls.append(args[5].shape[0])
+        return reprice(*args)
+
+    monkeypatch.setattr(K, "pattern_values", counted)
+    monkeypatch.setattr("solvers.dual.SAMPLE_FROM", 0)
+    problem = unfair_problem(3, n=3000, segment_bounds=BOUNDS["relative-min-ch1"])
+    plan = solve(problem, method="dual", rel_gap=1e-3, sample_size=600, polish=False)
+    assert plan.info["sample_size"] == 600 and calls
+    assert verify(problem, plan).ok and plan.bound >= plan.objective - 1e-9
+    assert plan.gap <= 1e-3
