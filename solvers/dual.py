@@ -31,7 +31,11 @@ that go with it): 51, 51, 58, 58 -> 20, 27, 21, 20 iterations; settling
 only in the sample stage (tried, measured before the free-channel fill of
 the recovery) took 55, 48, 70, 47. The sample stage settles them as well
 (``SAMPLE_SETTLE`` in :mod:`solvers.dual_data`, where its measurements are).
-``SETTLE_ROWS = False`` in :mod:`solvers.dual_data` turns it off.
+After a sample stage the full stage settles exactly only every
+``SETTLE_REPRICE + 1``-th evaluation and re-prices the last patterns in
+between (``DualData.reprice_settles``, set below; measured in
+:meth:`DualData.settled`). ``SETTLE_ROWS = False`` in
+:mod:`solvers.dual_data` turns settling off.
 
 The prices of a quadratic fairness penalty are settled the same way when its
 terms count the same channels (that LP then carries the penalty by tangents,
