@@ -235,7 +235,7 @@ class DualData:
         # settled() re-prices the last exact settle's patterns in between (set by solvers.dual for the full
         # stage after a sample: from prices close to the optimum)
         self.reprice_settles = False
-        self._last_patterns = None
+        self._last_patterns, self._repriced = None, 0
         self.gap = int(gap)
         self.cost = np.ascontiguousarray(cost, dtype=np.float64)
         self.capacity = np.ascontiguousarray(capacity, dtype=np.float64)
@@ -493,7 +493,7 @@ class DualData:
             fixed = (float(np.sum(sums)) - float(np.sum(at_cap)), usage - mov_usage, seg_usage - mov_seg)
             return cap
 
-        last = getattr(self, "_last_patterns", None)
+        last = self._last_patterns
         reprice = self.reprice_settles and last is not None and self._repriced < SETTLE_REPRICE
         if reprice:         # the last exact settle's patterns at the current prices (no DP; see the docstring)
             who, pcodes, seg_m, value = last
