@@ -92,8 +92,12 @@ SAMPLE_SHARE = 25      # ... or 1/25 of the customers (1M: 40,000), at most SAMP
 #                        (10.0 -> 12.5 s, 22.9 -> 24.8, 28.3 -> 35.0), hence a share, not a larger minimum
 SAMPLE_MAX = 200_000   # 10M customers keep the 200,000 sample of their benchmark (400,000 there, weekly seed 1,
 #                        sample seeds 0 and 1: 36.0 and 19.0 s against 21.7 and 23.6 s: no gain shown)
-SAMPLE_GAP = 5e-4      # dual interval at which the sample stage stops (1M, six seeds, 1e-3 -> 5e-4: no fairness
-#                        9.8 -> 7.9 s in all, penalty 10.3 -> 9.3, hard rows 15.0 -> 13.4; 2.5e-4: 7.4 and 14.5)
+SAMPLE_GAP = 3e-4      # dual interval at which the sample stage stops. 1M `weekly`, interleaved A/B 5e-4 -> 3e-4,
+#                        sample seeds 0-1, seconds and full iterations in all: instances 1-12 no fairness 51.0 -> 53.0 s
+#                        (214 -> 216), hard rows 74.4 -> 68.9 s (219 -> 200), penalty gamma=1e7 77.0 -> 72.9 s (228 ->
+#                        205); instances 13-24 no fairness 49.4 -> 45.5 s (243 -> 218), hard rows 77.9 -> 70.3 s (245 ->
+#                        214; 2e-4: 72.2 s, 219). 1e-3 (hard, 1-12): 78.5 -> 106.9 s (219 -> 302). Earlier (six seeds,
+#                        1e-3 -> 5e-4): no fairness 9.8 -> 7.9 s, penalty 10.3 -> 9.3, hard rows 15.0 -> 13.4
 GUESS_FACTOR = 2.0     # the full stage expects min L within this many times the sample's dual interval
 SMOOTH_CUTS = 3       # h-cuts combined with q's tangent at each projected point (fairness penalty; 0 = off)
 SMOOTH_ROUNDS = 3     # ... re-projections per level
