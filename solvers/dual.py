@@ -96,7 +96,8 @@ SAMPLE_GAP = 3e-4      # dual interval at which the sample stage stops. 1M `week
 #                        sample seeds 0-1, seconds and full iterations in all: instances 1-12 no fairness 51.0 -> 53.0 s
 #                        (214 -> 216), hard rows 74.4 -> 68.9 s (219 -> 200), penalty gamma=1e7 77.0 -> 72.9 s (228 ->
 #                        205); instances 13-24 no fairness 49.4 -> 45.5 s (243 -> 218), hard rows 77.9 -> 70.3 s (245 ->
-#                        214; 2e-4: 72.2 s, 219). 1e-3 (hard, 1-12): 78.5 -> 106.9 s (219 -> 302). Earlier (six seeds,
+#                        214; 2e-4: 72.2 s, 219). 1e-3 (hard, 1-12): 78.5 -> 106.9 s (219 -> 302). 10M (`weekly-10m`,
+#                        sample seeds 0-2): 25.2 -> 33.9, 20.9 -> 15.4, 20.3 -> 23.0 s. Earlier (six seeds,
 #                        1e-3 -> 5e-4): no fairness 9.8 -> 7.9 s, penalty 10.3 -> 9.3, hard rows 15.0 -> 13.4
 GUESS_FACTOR = 2.0     # the full stage expects min L within this many times the sample's dual interval
 SMOOTH_CUTS = 3       # h-cuts combined with q's tangent at each projected point (fairness penalty; 0 = off)
