@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from solvers import _dual_kernels as K
-from solvers.dual_data import CHUNK, FILL_ROUNDS, SAMPLE_SETTLE, DualData, cell_tops, cheapest_prefix, spend_of
+from solvers.dual_data import CHUNK, FILL_ROUNDS, DualData, cell_tops, cheapest_prefix, spend_of
 
 RETRIES = 3
 
@@ -316,9 +316,7 @@ class ShardedDual(DualData):
         sub.n = size
         sub.capacity = self.capacity * share
         sub.budget = None if self.budget is None else self.budget * share
-        sub.problem = None
-        sub._settle_here = SAMPLE_SETTLE
-        sub.reprice_settles, sub._last_patterns = False, None
+        sub._start_sample()
         return sub
 
     def supports_master(self) -> bool:

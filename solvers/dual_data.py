@@ -667,11 +667,16 @@ class DualData:
         sub.row_rhs = self.row_rhs * share
         sub.pen_const = self.pen_const * share
         sub.gamma = self.gamma / share if self.gamma else 0.0
-        sub.problem = None
-        sub._settle_here = SAMPLE_SETTLE
-        sub.reprice_settles, sub._last_patterns = False, None    # the sample settles exactly (DualData.settled)
-        sub._codes = sub._codes_y = None
+        sub._start_sample()
         return sub
+
+    def _start_sample(self) -> None:
+        """What a sample (:meth:`subsample`, also the sharded one) must not keep of the data it copied: the
+        problem, the full data's choices and last settle; it settles (``SAMPLE_SETTLE``), and exactly."""
+        self.problem = None
+        self._settle_here = SAMPLE_SETTLE
+        self.reprice_settles, self._last_patterns = False, None
+        self._codes = self._codes_y = None
 
     # ------------------------------------------------------------ recovery
     def tune_budget_price(self, y: np.ndarray, max_evals: int = 10) -> tuple[np.ndarray, list]:
